@@ -1,0 +1,324 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"mellium.im/sasl"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
+)
+
+// Login says how a Client connects and authenticates.
+type Login struct {
+	Addr      string
+	Domain    string
+	User      string
+	Password  string
+	Mechanism string // PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256
+	// TLS, when set, is used for STARTTLS, or from the start with DirectTLS.
+	TLS       *tls.Config
+	DirectTLS bool
+	Resource  string
+	// NoBind stops after authentication and the stream restart.
+	NoBind bool
+}
+
+// Client is a deliberately small classic (RFC 6120) XMPP client that works
+// on raw stanzas, so tests can send exactly the bytes they mean and see
+// exactly the bytes that arrive.
+type Client struct {
+	Conn net.Conn
+	// JID is the bound full JID.
+	JID string
+	// Features holds the last <stream:features/> received.
+	Features []byte
+	// Mechanisms are the SASL mechanisms offered before authentication.
+	Mechanisms []string
+	fr         *proxy.Framer
+}
+
+// SASLError is a <failure/> from the server.
+type SASLError struct{ Condition string }
+
+func (e *SASLError) Error() string { return "sasl failure: " + e.Condition }
+
+// Dial connects and logs in.
+func Dial(ctx context.Context, l Login) (*Client, error) {
+	d := net.Dialer{}
+	conn, err := d.DialContext(ctx, "tcp", l.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	} else {
+		_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	}
+	c := &Client{Conn: conn}
+	if err := c.login(l); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = c.Conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func (c *Client) login(l Login) error {
+	if l.DirectTLS {
+		tc := tls.Client(c.Conn, l.TLS)
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		c.Conn = tc
+	}
+	c.fr = proxy.NewFramer(bufio.NewReader(c.Conn), proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	if err := c.OpenStream(l.Domain); err != nil {
+		return err
+	}
+	if l.TLS != nil && !l.DirectTLS {
+		if err := c.startTLS(l); err != nil {
+			return err
+		}
+	}
+	if err := c.authenticate(l); err != nil {
+		return err
+	}
+	if err := c.OpenStream(l.Domain); err != nil {
+		return err
+	}
+	if l.NoBind {
+		return nil
+	}
+	return c.bind(l.Resource)
+}
+
+// OpenStream sends a stream header and reads the reply and the features.
+func (c *Client) OpenStream(domain string) error {
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0' xml:lang='en'>"
+	if err := c.Send(hdr); err != nil {
+		return err
+	}
+	c.fr.Reset(nil)
+	u, err := c.fr.Next()
+	if err != nil {
+		return fmt.Errorf("stream header: %w", err)
+	}
+	if u.Kind != proxy.UnitStreamOpen {
+		return fmt.Errorf("expected stream header, got %s", u.Raw)
+	}
+	f, err := c.Next()
+	if err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	if !bytes.Contains(f, []byte("features")) {
+		return fmt.Errorf("expected features, got %s", f)
+	}
+	c.Features = f
+	var feats struct {
+		Mechanisms []string `xml:"mechanisms>mechanism"`
+	}
+	if xml.Unmarshal(f, &feats) == nil && len(feats.Mechanisms) > 0 {
+		c.Mechanisms = feats.Mechanisms
+	}
+	return nil
+}
+
+func (c *Client) startTLS(l Login) error {
+	if !bytes.Contains(c.Features, []byte("starttls")) {
+		return errors.New("no STARTTLS offered")
+	}
+	if err := c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"); err != nil {
+		return err
+	}
+	b, err := c.Next()
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte("proceed")) {
+		return fmt.Errorf("starttls: %s", b)
+	}
+	tc := tls.Client(c.Conn, l.TLS)
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	c.Conn = tc
+	c.fr.Reset(bufio.NewReader(tc))
+	return c.OpenStream(l.Domain)
+}
+
+var mechanisms = map[string]sasl.Mechanism{
+	"PLAIN": sasl.Plain, "SCRAM-SHA-1": sasl.ScramSha1, "SCRAM-SHA-256": sasl.ScramSha256,
+}
+
+func (c *Client) authenticate(l Login) error {
+	mech, ok := mechanisms[l.Mechanism]
+	if !ok {
+		return fmt.Errorf("unknown mechanism %q", l.Mechanism)
+	}
+	neg := sasl.NewClient(mech, sasl.Credentials(func() ([]byte, []byte, []byte) {
+		return []byte(l.User), []byte(l.Password), nil
+	}))
+	_, resp, err := neg.Step(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.Send(fmt.Sprintf("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>", l.Mechanism, b64(resp))); err != nil {
+		return err
+	}
+	for {
+		b, err := c.Next()
+		if err != nil {
+			return err
+		}
+		var el struct {
+			XMLName xml.Name
+			Data    string `xml:",chardata"`
+			Inner   []struct {
+				XMLName xml.Name
+			} `xml:",any"`
+		}
+		if err := xml.Unmarshal(b, &el); err != nil {
+			return err
+		}
+		data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Data))
+		switch el.XMLName.Local {
+		case "challenge":
+			if _, resp, err = neg.Step(data); err != nil {
+				return err
+			}
+			if err := c.Send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + b64(resp) + "</response>"); err != nil {
+				return err
+			}
+		case "success":
+			if strings.HasPrefix(l.Mechanism, "SCRAM") {
+				// Verifies the server signature: proof that the
+				// upstream, not the proxy, knows the password.
+				if _, _, err := neg.Step(data); err != nil {
+					return fmt.Errorf("server final message: %w", err)
+				}
+			}
+			return nil
+		case "failure":
+			cond := "undefined"
+			for _, in := range el.Inner {
+				if in.XMLName.Local != "text" {
+					cond = in.XMLName.Local
+				}
+			}
+			return &SASLError{Condition: cond}
+		default:
+			return fmt.Errorf("unexpected %s during SASL", b)
+		}
+	}
+}
+
+func b64(b []byte) string {
+	if len(b) == 0 {
+		return "="
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (c *Client) bind(resource string) error {
+	res := ""
+	if resource != "" {
+		res = "<resource>" + resource + "</resource>"
+	}
+	if err := c.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>" + res + "</bind></iq>"); err != nil {
+		return err
+	}
+	b, err := c.WaitFor(15*time.Second, func(b []byte) bool { return bytes.Contains(b, []byte("bind1")) })
+	if err != nil {
+		return err
+	}
+	var iq struct {
+		Type string `xml:"type,attr"`
+		JID  string `xml:"bind>jid"`
+	}
+	if err := xml.Unmarshal(b, &iq); err != nil || iq.Type != "result" {
+		return fmt.Errorf("bind failed: %s", b)
+	}
+	c.JID = iq.JID
+	return nil
+}
+
+// Send writes raw XML.
+func (c *Client) Send(s string) error {
+	_, err := c.Conn.Write([]byte(s))
+	return err
+}
+
+// Next returns the next top-level element, skipping whitespace. A closed
+// stream is reported as io.EOF-like error containing "stream closed".
+func (c *Client) Next() ([]byte, error) {
+	for {
+		u, err := c.fr.Next()
+		if err != nil {
+			return nil, err
+		}
+		switch u.Kind {
+		case proxy.UnitElement:
+			return bytes.Clone(u.Raw), nil
+		case proxy.UnitStreamClose:
+			return nil, ErrStreamClosed
+		}
+	}
+}
+
+// ErrStreamClosed is returned by Next when the server closed the stream.
+var ErrStreamClosed = errors.New("stream closed")
+
+// WaitFor reads elements until match accepts one or the timeout passes.
+func (c *Client) WaitFor(timeout time.Duration, match func([]byte) bool) ([]byte, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	defer c.Conn.SetReadDeadline(time.Time{})
+	for {
+		b, err := c.Next()
+		if err != nil {
+			return nil, err
+		}
+		if match(b) {
+			return b, nil
+		}
+	}
+}
+
+// Collect reads every element that arrives within d.
+func (c *Client) Collect(d time.Duration) [][]byte {
+	var out [][]byte
+	_ = c.Conn.SetReadDeadline(time.Now().Add(d))
+	defer c.Conn.SetReadDeadline(time.Time{})
+	for {
+		b, err := c.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, b)
+	}
+}
+
+// Close ends the stream politely and closes the connection.
+func (c *Client) Close() error {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.Send("</stream:stream>")
+	return c.Conn.Close()
+}
+
+// NewID returns a random stanza id.
+func NewID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

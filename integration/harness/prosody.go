@@ -1,0 +1,148 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+)
+
+//go:embed prosody.cfg.lua.tmpl
+var prosodyConfig string
+
+var prosodyTemplate = template.Must(template.New("prosody").Parse(prosodyConfig))
+
+// Prosody is a private Prosody process.
+type Prosody struct {
+	dir, domain, cfgFile string
+	port, tlsPort        int
+	cmd                  *exec.Cmd
+	exited               chan error
+	// Cert is the certificate Prosody serves for STARTTLS and direct TLS.
+	Cert *Cert
+}
+
+// StartProsody starts Prosody for domain on free loopback ports.
+func StartProsody(ctx context.Context, domain string) (*Prosody, error) {
+	if err := EnsureInstalled("prosody", "prosody"); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "xmpp2proxy-prosody-")
+	if err != nil {
+		return nil, err
+	}
+	p := &Prosody{dir: dir, domain: domain, cfgFile: filepath.Join(dir, "prosody.cfg.lua")}
+	if err := p.start(ctx); err != nil {
+		log := p.Log()
+		p.Stop()
+		return nil, fmt.Errorf("start prosody: %w\n%s", err, log)
+	}
+	return p, nil
+}
+
+func (p *Prosody) start(ctx context.Context) error {
+	var err error
+	if err = os.Mkdir(filepath.Join(p.dir, "data"), 0o750); err != nil {
+		return err
+	}
+	if p.Cert, err = SelfSigned(p.dir, p.domain, p.domain); err != nil {
+		return err
+	}
+	if p.port, err = FreePort(); err != nil {
+		return err
+	}
+	if p.tlsPort, err = FreePort(); err != nil {
+		return err
+	}
+	var cfg bytes.Buffer
+	err = prosodyTemplate.Execute(&cfg, map[string]any{
+		"Dir": p.dir, "Domain": p.domain, "Port": p.port, "DirectTLSPort": p.tlsPort,
+		"CertFile": p.Cert.CertFile, "KeyFile": p.Cert.KeyFile, "LogLevel": "info",
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.cfgFile, cfg.Bytes(), 0o640); err != nil {
+		return err
+	}
+	p.cmd = exec.Command("prosody", "--config", p.cfgFile, "-F")
+	p.cmd.Dir = p.dir
+	out, err := os.Create(filepath.Join(p.dir, "stdout.log"))
+	if err != nil {
+		return err
+	}
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := p.cmd.Start(); err != nil {
+		return err
+	}
+	p.exited = make(chan error, 1)
+	go func() { p.exited <- p.cmd.Wait(); out.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	alive := func() error {
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			return fmt.Errorf("prosody exited: %v", err)
+		default:
+			return nil
+		}
+	}
+	if err := WaitForPort(ctx, p.Addr(), alive); err != nil {
+		return err
+	}
+	return WaitForPort(ctx, p.DirectTLSAddr(), alive)
+}
+
+// Name implements Server.
+func (p *Prosody) Name() string { return "prosody" }
+
+// Domain implements Server.
+func (p *Prosody) Domain() string { return p.domain }
+
+// Addr implements Server.
+func (p *Prosody) Addr() string { return net.JoinHostPort("127.0.0.1", itoa(p.port)) }
+
+// DirectTLSAddr implements Server.
+func (p *Prosody) DirectTLSAddr() string { return net.JoinHostPort("127.0.0.1", itoa(p.tlsPort)) }
+
+// MUCService implements Server.
+func (p *Prosody) MUCService() string { return "conference." + p.domain }
+
+// Register implements Server.
+func (p *Prosody) Register(user, password string) error {
+	cmd := exec.Command("prosodyctl", "--config", p.cfgFile, "register", user, p.domain, password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("prosodyctl register %s: %w\n%s", user, err, out)
+	}
+	return nil
+}
+
+// Log implements Server.
+func (p *Prosody) Log() string {
+	return tail(filepath.Join(p.dir, "prosody.log"), 4000) + tail(filepath.Join(p.dir, "stdout.log"), 2000)
+}
+
+// Stop implements Server.
+func (p *Prosody) Stop() error {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	}
+	if strings.HasPrefix(filepath.Base(p.dir), "xmpp2proxy-prosody-") {
+		return os.RemoveAll(p.dir)
+	}
+	return nil
+}

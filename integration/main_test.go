@@ -1,0 +1,146 @@
+//go:build integration
+
+// Package integration runs xmpp2proxy end to end against real Prosody and
+// ejabberd servers started from the configurations in harness/.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
+)
+
+const (
+	domain   = "localhost"
+	password = "s3cret-Pa55"
+)
+
+// Accounts registered on every server.
+var accounts = []string{"alice", "bob", "carol", "dave", "erin"}
+
+var servers []harness.Server
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		for _, start := range []func(context.Context, string) (harness.Server, error){startProsody} {
+			srv, err := start(ctx, domain)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "integration: ", err)
+				return 1
+			}
+			defer srv.Stop()
+			for _, a := range accounts {
+				if err := srv.Register(a, password); err != nil {
+					fmt.Fprintln(os.Stderr, "integration: ", err)
+					return 1
+				}
+			}
+			servers = append(servers, srv)
+		}
+		return m.Run()
+	}()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func startProsody(ctx context.Context, d string) (harness.Server, error) {
+	return harness.StartProsody(ctx, d)
+}
+
+// env is one proxy in front of one upstream server.
+type env struct {
+	srv   harness.Server
+	proxy *proxy.Server
+	cert  *harness.Cert
+}
+
+// forEachServer runs fn as a subtest per upstream server.
+func forEachServer(t *testing.T, fn func(t *testing.T, srv harness.Server)) {
+	for _, srv := range servers {
+		t.Run(srv.Name(), func(t *testing.T) { fn(t, srv) })
+	}
+}
+
+// startProxy starts a proxy in front of srv with a fresh certificate.
+func startProxy(t *testing.T, srv harness.Server, mutate ...func(*proxy.Config)) *env {
+	t.Helper()
+	cert, err := harness.SelfSigned(t.TempDir(), "proxy", domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := proxy.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DirectTLSListen = "127.0.0.1:0"
+	cfg.Upstream = srv.Addr()
+	cfg.UpstreamTLS = proxy.UpstreamTLSNone
+	cfg.Domains = []string{domain}
+	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	p, err := proxy.NewServer(cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("proxy shutdown: %v", err)
+		}
+	})
+	return &env{srv: srv, proxy: p, cert: cert}
+}
+
+// login logs user in through the proxy over STARTTLS with SCRAM-SHA-1.
+func (e *env) login(t *testing.T, user string, opts ...func(*harness.Login)) *harness.Client {
+	t.Helper()
+	l := harness.Login{
+		Addr: e.proxy.Addr().String(), Domain: domain, User: user, Password: password,
+		Mechanism: "SCRAM-SHA-1", TLS: e.cert.ClientConfig(domain),
+	}
+	for _, o := range opts {
+		o(&l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := harness.Dial(ctx, l)
+	if err != nil {
+		t.Fatalf("login %s through the proxy: %v\nupstream log:\n%s", user, err, e.srv.Log())
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func contains(b []byte, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(string(b), p) {
+			return false
+		}
+	}
+	return true
+}

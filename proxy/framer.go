@@ -1,0 +1,426 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"unicode/utf8"
+)
+
+// UnitKind says what a Unit read from a stream is.
+type UnitKind uint8
+
+// The kinds of unit a Framer returns.
+const (
+	// UnitElement is one complete top-level element: a stanza or a nonza.
+	UnitElement UnitKind = iota
+	// UnitStreamOpen is the <stream:stream> open tag, with any XML
+	// declaration and whitespace before it.
+	UnitStreamOpen
+	// UnitStreamClose is the </stream:stream> close tag.
+	UnitStreamClose
+	// UnitWhitespace is whitespace between top-level elements: a keepalive.
+	UnitWhitespace
+)
+
+// Unit is one piece of an XMPP stream as it arrived on the wire.
+type Unit struct {
+	Kind UnitKind
+	// Raw holds the unit's bytes. It is valid until the next call to Next.
+	Raw []byte
+}
+
+// Limits bound what a Framer accepts before any XML decoder sees the bytes.
+type Limits struct {
+	// MaxBytes is the largest top-level element (or stream header) in bytes.
+	MaxBytes int
+	// MaxDepth is the deepest nesting allowed inside a top-level element;
+	// the element itself is depth 1.
+	MaxDepth int
+}
+
+// scanner states.
+const (
+	sText      = iota // character data
+	sLt               // after '<'
+	sStartName        // in a start tag's name
+	sInTag            // in a start tag, between attributes
+	sAttrName         // in an attribute name
+	sAttrEq           // after an attribute name, expecting '='
+	sAttrQuote        // after '=', expecting a quote
+	sAttrValue        // inside a quoted attribute value
+	sSlash            // after '/' in a start tag, expecting '>'
+	sEndName          // in an end tag's name
+	sEndSpace         // after an end tag's name, expecting '>'
+	sBang             // after "<!"
+	sCDATA            // inside <![CDATA[ ... ]]>
+	sDecl             // inside the <?xml ...?> declaration
+)
+
+const cdataOpen = "[CDATA["
+
+// Framer splits an XMPP stream into top-level units with a byte-level scanner
+// that enforces the size and depth limits and RFC 6120 section 11.1
+// (restricted XML: no comments, processing instructions or DTDs), so that no
+// XML decoder ever sees an unbounded or hostile input. It checks that tags
+// balance and names match, but leaves namespaces and entities to whoever
+// decodes the unit.
+type Framer struct {
+	r      *bufio.Reader
+	limits Limits
+
+	buf      []byte // the unit being assembled
+	state    int
+	quote    byte
+	depth    int
+	bangSeen int  // bytes of cdataOpen matched after "<!"
+	closeRun int  // ']' seen in a row inside CDATA, or '?' at the end of the declaration
+	selfEnd  bool // the current start tag ended in "/>"
+	nameAt   int  // start of the current tag name in buf
+	names    []byte
+	nameEnds []int
+	inStream bool
+	stream   []byte // the stream element's qualified name
+}
+
+// NewFramer returns a Framer reading from r.
+func NewFramer(r *bufio.Reader, limits Limits) *Framer {
+	return &Framer{r: r, limits: limits}
+}
+
+// SetLimits changes the limits, for example once a client has authenticated.
+func (f *Framer) SetLimits(l Limits) { f.limits = l }
+
+// Reset starts a new stream on a new reader (after STARTTLS or SASL success).
+func (f *Framer) Reset(r *bufio.Reader) {
+	if r != nil {
+		f.r = r
+	}
+	f.inStream = false
+	f.resetUnit()
+}
+
+// Buffered reports how many bytes were read from the connection but not yet
+// returned as units.
+func (f *Framer) Buffered() int { return f.r.Buffered() }
+
+const keepBuf = 8 << 10
+
+func (f *Framer) resetUnit() {
+	if cap(f.buf) > keepBuf {
+		f.buf = nil // one huge stanza must not pin its buffer for the session
+	}
+	f.buf = f.buf[:0]
+	f.state = sText
+	f.depth = 0
+	f.names = f.names[:0]
+	f.nameEnds = f.nameEnds[:0]
+}
+
+// Next returns the next unit. Errors are either I/O errors from the reader or
+// a *StreamError naming the violated rule.
+func (f *Framer) Next() (Unit, error) {
+	f.resetUnit()
+	for {
+		if f.r.Buffered() == 0 {
+			if _, err := f.r.Peek(1); err != nil {
+				return Unit{}, err
+			}
+		}
+		chunk, _ := f.r.Peek(f.r.Buffered())
+		start := len(f.buf)
+		f.buf = append(f.buf, chunk...)
+		end, kind, err := f.scan(start)
+		if err != nil {
+			return Unit{}, err
+		}
+		if end < 0 {
+			_, _ = f.r.Discard(len(chunk))
+			if len(f.buf) > f.limits.MaxBytes {
+				return Unit{}, errTooLarge
+			}
+			continue
+		}
+		_, _ = f.r.Discard(end - start)
+		f.buf = f.buf[:end]
+		if len(f.buf) > f.limits.MaxBytes {
+			return Unit{}, errTooLarge
+		}
+		if kind == UnitElement && !utf8.Valid(f.buf) {
+			return Unit{}, streamErr(CondUnsupportedEncoding, "stanza is not valid UTF-8")
+		}
+		return Unit{Kind: kind, Raw: f.buf}, nil
+	}
+}
+
+var (
+	errTooLarge   = streamErr(CondPolicyViolation, "stanza too large")
+	errTooDeep    = streamErr(CondPolicyViolation, "elements nested too deeply")
+	errComment    = streamErr(CondRestrictedXML, "comments are not allowed")
+	errPI         = streamErr(CondRestrictedXML, "processing instructions are not allowed")
+	errDTD        = streamErr(CondRestrictedXML, "document type declarations are not allowed")
+	errNotWF      = streamErr(CondNotWellFormed, "")
+	errTextAtRoot = streamErr(CondNotWellFormed, "character data between stanzas")
+	errMismatch   = streamErr(CondNotWellFormed, "end tag does not match start tag")
+)
+
+// scan advances the state machine over f.buf[from:]. It returns the end
+// offset (exclusive) of a completed unit, or -1 when more input is needed.
+func (f *Framer) scan(from int) (int, UnitKind, error) {
+	b := f.buf
+	for i := from; i < len(b); i++ {
+		c := b[i]
+		switch f.state {
+		case sText:
+			if c == '<' {
+				f.state = sLt
+				continue
+			}
+			if f.depth > 0 {
+				continue
+			}
+			if !isSpace(c) {
+				return 0, 0, errTextAtRoot
+			}
+			if i == 0 && f.inStream {
+				n := i + 1
+				for n < len(b) && isSpace(b[n]) {
+					n++
+				}
+				return n, UnitWhitespace, nil
+			}
+		case sLt:
+			switch {
+			case c == '/':
+				f.state = sEndName
+				f.nameAt = i + 1
+			case c == '?':
+				if f.inStream || f.depth > 0 {
+					return 0, 0, errPI
+				}
+				f.state = sDecl
+				f.closeRun = 0
+			case c == '!':
+				f.state = sBang
+				f.bangSeen = 0
+			case isNameStart(c):
+				f.state = sStartName
+				f.nameAt = i
+			default:
+				return 0, 0, errNotWF
+			}
+		case sStartName:
+			if isNameByte(c) {
+				continue
+			}
+			f.pushName(b[f.nameAt:i])
+			f.selfEnd = false
+			f.state = sInTag
+			i-- // reread c in sInTag
+		case sInTag:
+			switch {
+			case isSpace(c):
+			case c == '/':
+				f.state = sSlash
+			case c == '>':
+				if end, kind, done, err := f.startTagDone(i); done || err != nil {
+					return end, kind, err
+				}
+			case isNameStart(c):
+				f.state = sAttrName
+			default:
+				return 0, 0, errNotWF
+			}
+		case sAttrName:
+			switch {
+			case isNameByte(c):
+			case c == '=':
+				f.state = sAttrQuote
+			case isSpace(c):
+				f.state = sAttrEq
+			default:
+				return 0, 0, errNotWF
+			}
+		case sAttrEq:
+			switch {
+			case isSpace(c):
+			case c == '=':
+				f.state = sAttrQuote
+			default:
+				return 0, 0, errNotWF
+			}
+		case sAttrQuote:
+			switch {
+			case isSpace(c):
+			case c == '"' || c == '\'':
+				f.quote = c
+				f.state = sAttrValue
+			default:
+				return 0, 0, errNotWF
+			}
+		case sAttrValue:
+			if c == f.quote {
+				f.state = sInTag
+			} else if c == '<' {
+				return 0, 0, errNotWF
+			}
+		case sSlash:
+			if c != '>' {
+				return 0, 0, errNotWF
+			}
+			f.selfEnd = true
+			if end, kind, done, err := f.startTagDone(i); done || err != nil {
+				return end, kind, err
+			}
+		case sEndName:
+			if isNameByte(c) {
+				continue
+			}
+			if end, kind, done, err := f.endName(i); done || err != nil {
+				return end, kind, err
+			}
+			if c == '>' {
+				if end, kind, done := f.endTagDone(i); done {
+					return end, kind, nil
+				}
+			} else if isSpace(c) {
+				f.state = sEndSpace
+			} else {
+				return 0, 0, errNotWF
+			}
+		case sEndSpace:
+			switch {
+			case isSpace(c):
+			case c == '>':
+				if end, kind, done := f.endTagDone(i); done {
+					return end, kind, nil
+				}
+			default:
+				return 0, 0, errNotWF
+			}
+		case sBang:
+			if f.bangSeen == 0 && c == '-' {
+				return 0, 0, errComment
+			}
+			if c != cdataOpen[f.bangSeen] {
+				return 0, 0, errDTD
+			}
+			f.bangSeen++
+			if f.bangSeen == len(cdataOpen) {
+				if f.depth == 0 {
+					return 0, 0, errNotWF
+				}
+				f.state = sCDATA
+				f.closeRun = 0
+			}
+		case sCDATA:
+			switch {
+			case c == ']':
+				f.closeRun++
+			case c == '>' && f.closeRun >= 2:
+				f.state = sText
+			default:
+				f.closeRun = 0
+			}
+		case sDecl:
+			switch {
+			case c == '?':
+				f.closeRun = 1
+			case c == '>' && f.closeRun == 1:
+				f.state = sText
+			default:
+				f.closeRun = 0
+			}
+		}
+		if f.depth > f.limits.MaxDepth {
+			return 0, 0, errTooDeep
+		}
+	}
+	return -1, 0, nil
+}
+
+// startTagDone handles the '>' of a start tag at offset i.
+func (f *Framer) startTagDone(i int) (end int, kind UnitKind, done bool, err error) {
+	f.state = sText
+	if !f.inStream {
+		if f.selfEnd {
+			return 0, 0, false, streamErr(CondNotWellFormed, "stream header must not be empty")
+		}
+		f.stream = append(f.stream[:0], f.topName()...)
+		f.popName()
+		f.inStream = true
+		return i + 1, UnitStreamOpen, true, nil
+	}
+	if f.selfEnd {
+		f.popName()
+	} else {
+		f.depth++
+	}
+	if f.depth == 0 {
+		return i + 1, UnitElement, true, nil
+	}
+	return 0, 0, false, nil
+}
+
+// endName checks the end tag whose name ends before offset i.
+func (f *Framer) endName(i int) (end int, kind UnitKind, done bool, err error) {
+	name := f.buf[f.nameAt:i]
+	if f.depth == 0 {
+		if !f.inStream || !bytes.Equal(name, f.stream) {
+			return 0, 0, false, errMismatch
+		}
+		return 0, 0, false, nil
+	}
+	if !bytes.Equal(name, f.topName()) {
+		return 0, 0, false, errMismatch
+	}
+	return 0, 0, false, nil
+}
+
+// endTagDone handles the '>' of an end tag at offset i.
+func (f *Framer) endTagDone(i int) (int, UnitKind, bool) {
+	f.state = sText
+	if f.depth == 0 {
+		f.inStream = false
+		return i + 1, UnitStreamClose, true
+	}
+	f.popName()
+	f.depth--
+	if f.depth == 0 {
+		return i + 1, UnitElement, true
+	}
+	return 0, 0, false
+}
+
+func (f *Framer) pushName(name []byte) {
+	f.names = append(f.names, name...)
+	f.nameEnds = append(f.nameEnds, len(f.names))
+}
+
+func (f *Framer) topName() []byte {
+	n := len(f.nameEnds)
+	start := 0
+	if n > 1 {
+		start = f.nameEnds[n-2]
+	}
+	return f.names[start:f.nameEnds[n-1]]
+}
+
+func (f *Framer) popName() {
+	n := len(f.nameEnds)
+	f.nameEnds = f.nameEnds[:n-1]
+	if n > 1 {
+		f.names = f.names[:f.nameEnds[n-2]]
+	} else {
+		f.names = f.names[:0]
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isNameStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= 0x80
+}
+
+func isNameByte(c byte) bool {
+	return isNameStart(c) || c >= '0' && c <= '9' || c == '-' || c == '.'
+}

@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// relay moves stanzas between the two legs of an authenticated session:
+// one reader and one writer goroutine per leg, joined by bounded queues.
+// A full queue blocks the reader of the other leg, so a slow peer slows its
+// sender down through TCP instead of growing memory; a peer that does not
+// drain within the write timeout is disconnected.
+type relay struct {
+	s      *session
+	client relayLeg
+	up     relayLeg
+
+	mu       sync.Mutex
+	ending   bool // the end of the session has been decided
+	closedIn [2]bool
+	flushing atomic.Int32 // writers that still flush before the end
+}
+
+type relayLeg struct {
+	idx  int // 0 client, 1 upstream
+	conn net.Conn
+	fr   *Framer
+	out  chan []byte // nil item: flush and stop
+	idle time.Duration
+}
+
+const maxBatch = 64 << 10
+
+func (s *session) runRelay() {
+	q := s.srv.cfg.QueueSize
+	r := &relay{
+		s:      s,
+		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, out: make(chan []byte, q), idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
+		up:     relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, out: make(chan []byte, q)},
+	}
+	_ = s.conn.SetDeadline(time.Time{})
+	_ = s.up.conn.SetDeadline(time.Time{})
+	s.mu.Lock()
+	s.relay = r
+	s.mu.Unlock()
+	if s.ctx.Err() != nil { // shutdown raced with the handshake
+		r.terminate(streamErr(CondSystemShutdown, "the proxy is shutting down"), true)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); r.writeLoop(&r.client) }()
+	go func() { defer wg.Done(); r.writeLoop(&r.up) }()
+	go func() { defer wg.Done(); r.readLoop(&r.up, &r.client) }()
+	r.readLoop(&r.client, &r.up)
+	wg.Wait()
+}
+
+func (r *relay) other(l *relayLeg) *relayLeg {
+	if l.idx == 0 {
+		return &r.up
+	}
+	return &r.client
+}
+
+func (r *relay) readLoop(src, dst *relayLeg) {
+	var idleSet time.Time
+	for {
+		if src.idle > 0 {
+			// Moving the deadline costs a timer update: do it at most
+			// once per second rather than per stanza.
+			if now := time.Now(); now.Sub(idleSet) > time.Second {
+				_ = src.conn.SetReadDeadline(now.Add(src.idle))
+				idleSet = now
+			}
+		}
+		u, err := src.fr.Next()
+		if err != nil {
+			r.readFailed(src, err)
+			return
+		}
+		switch u.Kind {
+		case UnitElement, UnitWhitespace:
+			if !r.send(dst, bytes.Clone(u.Raw)) {
+				return
+			}
+		case UnitStreamClose:
+			r.peerClosed(src)
+			return
+		}
+	}
+}
+
+// send queues b for dst's writer, waiting while the queue is full.
+func (r *relay) send(dst *relayLeg, b []byte) bool {
+	select {
+	case dst.out <- b:
+		return true
+	case <-r.s.ctx.Done():
+		return false
+	}
+}
+
+func (r *relay) writeLoop(l *relayLeg) {
+	var batch []byte
+	write := func(b []byte) bool {
+		_ = l.conn.SetWriteDeadline(time.Now().Add(time.Duration(r.s.srv.cfg.Timeouts.Write)))
+		if _, err := l.conn.Write(b); err != nil {
+			r.writeFailed(l, err)
+			return false
+		}
+		return true
+	}
+	for {
+		var b []byte
+		select {
+		case b = <-l.out:
+		case <-r.s.ctx.Done():
+			return
+		}
+		if b == nil {
+			r.flushed()
+			return
+		}
+		if len(l.out) == 0 {
+			if !write(b) {
+				return
+			}
+			continue
+		}
+		// Several stanzas are waiting: one write (one TLS record) for all.
+		batch = append(batch[:0], b...)
+		stop := false
+		for len(l.out) > 0 && len(batch) < maxBatch {
+			next := <-l.out
+			if stop = next == nil; stop {
+				break
+			}
+			batch = append(batch, next...)
+		}
+		if !write(batch) {
+			return
+		}
+		if stop {
+			r.flushed()
+			return
+		}
+		if cap(batch) > maxBatch {
+			batch = nil
+		}
+	}
+}
+
+// flushed counts down the writers that had to flush before the end.
+func (r *relay) flushed() {
+	if r.flushing.Add(-1) == 0 {
+		r.s.cancel(nil)
+	}
+}
+
+// endAfterFlush ends the session once the given legs' writers have written
+// everything queued so far. It returns false when the end was already
+// decided elsewhere.
+func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
+	r.mu.Lock()
+	if r.ending {
+		r.mu.Unlock()
+		return false
+	}
+	r.ending = true
+	r.flushing.Store(int32(len(legs)))
+	r.mu.Unlock()
+	for _, l := range legs {
+		r.send(l, nil)
+	}
+	return true
+}
+
+// terminate sends the client a stream error, closes the upstream stream
+// when closeUpstream is set (otherwise the upstream socket is just dropped,
+// which keeps its stream-management session resumable) and ends.
+func (r *relay) terminate(se *StreamError, closeUpstream bool) {
+	r.mu.Lock()
+	ending := r.ending
+	r.mu.Unlock()
+	if ending {
+		return
+	}
+	r.send(&r.client, append(se.AppendXML(nil), streamEnd...))
+	if closeUpstream {
+		r.send(&r.up, []byte(streamEnd))
+		r.endAfterFlush(&r.client, &r.up)
+		return
+	}
+	r.endAfterFlush(&r.client)
+}
+
+// peerClosed forwards a </stream:stream> and decides whether to wait for
+// the other side's close.
+func (r *relay) peerClosed(src *relayLeg) {
+	dst := r.other(src)
+	r.send(dst, []byte(streamEnd))
+	r.mu.Lock()
+	r.closedIn[src.idx] = true
+	both := r.closedIn[dst.idx]
+	r.mu.Unlock()
+	switch {
+	case both:
+		r.endAfterFlush(&r.client, &r.up)
+	case src.idx == 1:
+		// The upstream ended the stream; the client need not answer.
+		r.endAfterFlush(&r.client)
+	default:
+		// Wait for the upstream to close its side, but not forever.
+		t := time.AfterFunc(time.Duration(r.s.srv.cfg.Timeouts.Close), func() { r.s.cancel(errCloseTimeout) })
+		context.AfterFunc(r.s.ctx, func() { t.Stop() })
+	}
+}
+
+func (r *relay) readFailed(src *relayLeg, err error) {
+	if r.s.ctx.Err() != nil {
+		return // the session is ending and closed this socket
+	}
+	se := asStreamError(err)
+	if src.idx == 1 {
+		r.s.log.Info("upstream failed", "err", err)
+		text := "the upstream server closed the connection"
+		if se != nil {
+			text = "the upstream server sent an invalid stream"
+		}
+		r.terminate(streamErr(CondRemoteConnectionFailed, text), false)
+		return
+	}
+	if se == nil && isTimeout(err) {
+		se = streamErr(CondConnectionTimeout, "idle for too long")
+	}
+	if se == nil {
+		// The client vanished without closing its stream: drop the
+		// upstream socket too, so the server keeps a resumable
+		// stream-management session exactly as if the client had
+		// lost its own connection.
+		r.s.log.Debug("client vanished", "err", err)
+		r.endAfterFlush(&r.up)
+		return
+	}
+	r.s.log.Info("stream error", "condition", se.Condition, "text", se.Text)
+	r.terminate(se, true)
+}
+
+func (r *relay) writeFailed(l *relayLeg, err error) {
+	r.mu.Lock()
+	ending := r.ending
+	r.mu.Unlock()
+	if ending {
+		// The end is already decided; a dead peer here changes nothing
+		// and must not cut the other leg's flush short.
+		return
+	}
+	r.s.log.Info("write failed", "leg", []string{"client", "upstream"}[l.idx], "err", err)
+	r.s.cancel(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}

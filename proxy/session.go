@@ -1,0 +1,440 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var sessionIDs atomic.Uint64
+
+// session is one client connection and its upstream leg. Until the client
+// has authenticated, one goroutine drives both legs in lock step; after
+// that, relay takes over with a reader and a writer per leg.
+type session struct {
+	srv       *Server
+	log       *slog.Logger
+	rawConn   net.Conn // the accepted TCP connection, closed on abort
+	conn      net.Conn // rawConn, or the TLS connection over it
+	fr        *Framer
+	directTLS bool
+	secure    bool
+
+	domain     string
+	lang       string
+	headerSent bool // the proxy's header for the current client stream
+
+	upCh chan upstreamResult
+	up   *upstreamLeg
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	relay *relay // set once relaying
+}
+
+type upstreamResult struct {
+	up  *upstreamLeg
+	err error
+}
+
+// Errors that end a session quietly or with a specific client-facing error.
+var (
+	errClientClosed  = errors.New("client closed its stream")
+	errUpstreamError = errors.New("upstream sent a stream error")
+	errShutdown      = errors.New("server shutting down")
+	errCloseTimeout  = errors.New("peer did not close its stream in time")
+)
+
+func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	id := sessionIDs.Add(1)
+	return &session{
+		srv:       srv,
+		log:       srv.log.With("conn", id, "remote", conn.RemoteAddr().String()),
+		rawConn:   conn,
+		conn:      conn,
+		fr:        NewFramer(bufio.NewReaderSize(conn, readBufSize), srv.preauthLimits()),
+		directTLS: directTLS,
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+}
+
+func (s *Server) preauthLimits() Limits {
+	return Limits{MaxBytes: s.cfg.Limits.MaxPreauthBytes, MaxDepth: s.cfg.Limits.MaxDepth}
+}
+
+func (s *session) run() {
+	defer s.srv.sessionDone(s)
+	stop := context.AfterFunc(s.ctx, s.closeConns)
+	defer stop()
+	defer s.closeConns()
+	s.log.Debug("connected", "direct_tls", s.directTLS)
+	if err := s.handshake(); err != nil {
+		s.handshakeFailed(err)
+		return
+	}
+	s.runRelay()
+	s.log.Debug("session ended", "cause", context.Cause(s.ctx))
+}
+
+// closeConns closes both legs' sockets; every blocked read or write returns.
+func (s *session) closeConns() {
+	s.rawConn.Close()
+	if s.upCh != nil && s.up == nil {
+		// The upstream dial may still be running: it watches s.ctx.
+		s.cancel(errClientClosed)
+		if r := <-s.upCh; r.up != nil {
+			s.up = r.up
+		}
+		s.upCh = nil
+	}
+	if s.up != nil {
+		s.up.conn.Close()
+	}
+}
+
+// shutdown ends the session gracefully: <system-shutdown/> to the client
+// and a closed stream upstream.
+func (s *session) shutdown() {
+	s.mu.Lock()
+	r := s.relay
+	s.mu.Unlock()
+	if r == nil {
+		s.cancel(errShutdown)
+		return
+	}
+	r.terminate(streamErr(CondSystemShutdown, "the proxy is shutting down"), true)
+}
+
+// abort drops both legs at once.
+func (s *session) abort(cause error) { s.cancel(cause) }
+
+// handshake negotiates the client stream and relays SASL. It returns once
+// both legs have restarted their streams after a successful authentication.
+func (s *session) handshake() error {
+	deadline := time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Handshake))
+	_ = s.conn.SetDeadline(deadline)
+	if s.directTLS {
+		if err := s.upgradeClientTLS(); err != nil {
+			return err
+		}
+	}
+	for {
+		if err := s.openClientStream(); err != nil {
+			return err
+		}
+		features, err := s.preAuthFeatures()
+		if err != nil {
+			return err
+		}
+		if err := s.writeClientHeader(newStreamID(), features); err != nil {
+			return err
+		}
+		restart, err := s.preAuthElements(deadline)
+		if err != nil {
+			return err
+		}
+		if !restart {
+			return s.restartAfterAuth()
+		}
+	}
+}
+
+// preAuthElements handles the client's elements on one pre-auth stream. It
+// returns restart=true after STARTTLS, false after a successful SASL.
+func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) {
+	for {
+		u, err := s.nextClientElement()
+		if err != nil {
+			return false, err
+		}
+		start, err := startOf(u.Raw)
+		if err != nil {
+			return false, streamErr(CondNotWellFormed, err.Error())
+		}
+		switch {
+		case start.Name.Space == nsTLS && start.Name.Local == "starttls":
+			if s.secure || s.srv.tls == nil {
+				_ = s.writeClient([]byte("<failure xmlns='" + nsTLS + "'/>" + streamEnd))
+				return false, errClientClosed
+			}
+			if err := s.writeClient([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+				return false, err
+			}
+			return true, s.upgradeClientTLS()
+		case start.Name.Space == nsSASL && start.Name.Local == "auth":
+			ok, err := s.authenticate(u.Raw, attr(start, "mechanism"), deadline)
+			if err != nil || ok {
+				return false, err
+			}
+		default:
+			return false, streamErr(CondNotAuthorized, "authenticate before sending "+start.Name.Local)
+		}
+	}
+}
+
+// nextClientElement skips whitespace and reports a closed stream as
+// errClientClosed.
+func (s *session) nextClientElement() (Unit, error) {
+	for {
+		u, err := s.fr.Next()
+		if err != nil {
+			return u, err
+		}
+		switch u.Kind {
+		case UnitElement:
+			return u, nil
+		case UnitStreamClose:
+			_ = s.writeClient([]byte(streamEnd))
+			return u, errClientClosed
+		}
+	}
+}
+
+// openClientStream reads and checks the client's stream header.
+func (s *session) openClientStream() error {
+	s.headerSent = false
+	u, err := s.fr.Next()
+	if err != nil {
+		return err
+	}
+	if u.Kind != UnitStreamOpen {
+		return streamErr(CondNotWellFormed, "expected a stream header")
+	}
+	h, err := parseStreamHeader(u.Raw)
+	if err != nil {
+		return err
+	}
+	domain := strings.ToLower(h.to)
+	if domain == "" {
+		domain = s.srv.cfg.Domains[0]
+	}
+	if !s.srv.domains[domain] {
+		return streamErr(CondHostUnknown, "this proxy does not serve "+h.to)
+	}
+	if s.domain != "" && domain != s.domain {
+		return streamErr(CondHostUnknown, "the domain changed on stream restart")
+	}
+	s.domain, s.lang = domain, h.lang
+	if s.upCh == nil {
+		s.upCh = make(chan upstreamResult, 1)
+		go func() {
+			up, err := s.srv.dialUpstream(s.ctx, s.domain, s.lang)
+			s.upCh <- upstreamResult{up, err}
+		}()
+	}
+	return nil
+}
+
+// upstream waits for the upstream leg started by openClientStream.
+func (s *session) upstream() (*upstreamLeg, error) {
+	if s.up != nil {
+		return s.up, nil
+	}
+	r := <-s.upCh
+	s.upCh = nil
+	if r.err != nil {
+		return nil, r.err
+	}
+	s.up = r.up
+	return s.up, nil
+}
+
+func (s *session) preAuthFeatures() ([]byte, error) {
+	b := []byte("<stream:features>")
+	if !s.secure && s.srv.tls != nil {
+		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
+		if !s.srv.cfg.AllowPlaintext {
+			b = append(b, "<required/>"...)
+		}
+		b = append(b, "</starttls>"...)
+	}
+	if s.secure || s.srv.cfg.AllowPlaintext {
+		up, err := s.upstream()
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
+		for _, m := range up.mechanisms {
+			b = append(b, "<mechanism>"...)
+			b = appendEscaped(b, m)
+			b = append(b, "</mechanism>"...)
+		}
+		b = append(b, "</mechanisms>"...)
+	}
+	return append(b, "</stream:features>"...), nil
+}
+
+func (s *session) upgradeClientTLS() error {
+	if s.fr.Buffered() > 0 {
+		// Anything sent in the clear after <starttls/> could be an injection.
+		return streamErr(CondPolicyViolation, "data after <starttls/> before the TLS handshake")
+	}
+	tc := tls.Server(s.conn, s.srv.tls)
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		return fmt.Errorf("client tls: %w", err)
+	}
+	s.conn = tc
+	s.secure = true
+	s.fr.Reset(bufio.NewReaderSize(tc, readBufSize))
+	return nil
+}
+
+// authenticate relays one SASL exchange to the upstream. It reports whether
+// it succeeded; a failure leaves the stream open for another attempt.
+func (s *session) authenticate(auth []byte, mechanism string, deadline time.Time) (bool, error) {
+	if !s.secure && !s.srv.cfg.AllowPlaintext {
+		return false, s.saslFailure("encryption-required", "use STARTTLS before authenticating")
+	}
+	up, err := s.upstream()
+	if err != nil {
+		return false, err
+	}
+	if !slices.Contains(up.mechanisms, mechanism) {
+		return false, s.saslFailure("invalid-mechanism", "")
+	}
+	_ = up.conn.SetDeadline(deadline)
+	if err := writeAll(up.conn, auth); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	for {
+		u, err := up.fr.Next()
+		if err != nil || u.Kind != UnitElement {
+			return false, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
+		}
+		start, _ := startOf(u.Raw)
+		if start.Name.Space == nsStream && start.Name.Local == "error" {
+			_ = s.writeClient(append(bytes.Clone(u.Raw), streamEnd...))
+			return false, errUpstreamError
+		}
+		if start.Name.Space != nsSASL {
+			return false, fmt.Errorf("%w: unexpected %s during SASL", ErrUpstream, start.Name.Local)
+		}
+		if err := s.writeClient(u.Raw); err != nil {
+			return false, err
+		}
+		switch start.Name.Local {
+		case "success":
+			return true, nil
+		case "failure":
+			return false, nil
+		case "challenge":
+			if err := s.relaySASLResponse(up); err != nil {
+				return false, err
+			}
+		default:
+			return false, fmt.Errorf("%w: unexpected SASL element %s", ErrUpstream, start.Name.Local)
+		}
+	}
+}
+
+// relaySASLResponse forwards the client's <response/> or <abort/>.
+func (s *session) relaySASLResponse(up *upstreamLeg) error {
+	u, err := s.nextClientElement()
+	if err != nil {
+		return err
+	}
+	start, _ := startOf(u.Raw)
+	if start.Name.Space != nsSASL || (start.Name.Local != "response" && start.Name.Local != "abort") {
+		return streamErr(CondNotAuthorized, "expected a SASL response")
+	}
+	if err := writeAll(up.conn, u.Raw); err != nil {
+		return fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	return nil
+}
+
+func (s *session) saslFailure(condition, text string) error {
+	b := []byte("<failure xmlns='" + nsSASL + "'><" + condition + "/>")
+	if text != "" {
+		b = append(b, "<text xml:lang='en'>"...)
+		b = appendEscaped(b, text)
+		b = append(b, "</text>"...)
+	}
+	return s.writeClient(append(b, "</failure>"...))
+}
+
+// restartAfterAuth restarts both streams (RFC 6120 6.4.6) and hands the
+// client the upstream's post-auth features unchanged.
+func (s *session) restartAfterAuth() error {
+	up := s.up
+	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
+		return fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	s.fr.Reset(nil)
+	if err := s.openClientStream(); err != nil {
+		return err
+	}
+	up.fr.Reset(nil)
+	features, id, err := up.readHeaderAndFeatures()
+	if err != nil {
+		return fmt.Errorf("%w: after auth: %w", ErrUpstream, err)
+	}
+	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
+	return s.writeClientHeader(id, features)
+}
+
+func (s *session) writeClientHeader(id string, rest []byte) error {
+	b := appendStreamHeader(nil, "", s.domain, id, "en")
+	s.headerSent = true
+	return s.writeClient(append(b, rest...))
+}
+
+func (s *session) writeClient(b []byte) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Write)))
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// handshakeFailed tells the client why, when there is something to say.
+func (s *session) handshakeFailed(err error) {
+	se := asStreamError(err)
+	var ne net.Error
+	switch {
+	case s.ctx.Err() != nil:
+		if errors.Is(context.Cause(s.ctx), errShutdown) {
+			se = streamErr(CondSystemShutdown, "the proxy is shutting down")
+		}
+	case se != nil:
+	case errors.Is(err, ErrUpstream):
+		s.log.Warn("upstream failed", "err", err)
+		se = streamErr(CondRemoteConnectionFailed, "the upstream server cannot be reached")
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		se = streamErr(CondConnectionTimeout, "stream negotiation took too long")
+	}
+	if se == nil {
+		if !errors.Is(err, errClientClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, errUpstreamError) {
+			s.log.Debug("handshake ended", "err", err)
+		}
+		return
+	}
+	s.log.Info("stream error during negotiation", "condition", se.Condition, "text", se.Text)
+	var b []byte
+	if !s.headerSent {
+		domain := s.domain
+		if domain == "" {
+			domain = s.srv.cfg.Domains[0]
+		}
+		b = appendStreamHeader(b, "", domain, newStreamID(), "en")
+	}
+	b = se.AppendXML(b)
+	_ = s.writeClient(append(b, streamEnd...))
+	if s.up != nil {
+		_ = writeAll(s.up.conn, []byte(streamEnd))
+	}
+}

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+)
+
+// StreamError is an unrecoverable error on one leg of a session (RFC 6120
+// section 4.9). The proxy sends it to the peer that caused it and closes that
+// stream.
+type StreamError struct {
+	// Condition is the defined condition, for example "not-well-formed".
+	Condition string
+	// Text is a human-readable explanation sent in the <text/> child.
+	Text string
+}
+
+// Stream error conditions the proxy raises itself (RFC 6120 section 4.9.3).
+const (
+	CondBadFormat              = "bad-format"
+	CondConnectionTimeout      = "connection-timeout"
+	CondHostUnknown            = "host-unknown"
+	CondInternalServerError    = "internal-server-error"
+	CondInvalidNamespace       = "invalid-namespace"
+	CondNotAuthorized          = "not-authorized"
+	CondNotWellFormed          = "not-well-formed"
+	CondPolicyViolation        = "policy-violation"
+	CondRemoteConnectionFailed = "remote-connection-failed"
+	CondRestrictedXML          = "restricted-xml"
+	CondSystemShutdown         = "system-shutdown"
+	CondUnsupportedEncoding    = "unsupported-encoding"
+	CondUnsupportedVersion     = "unsupported-version"
+)
+
+const nsStreamErrors = "urn:ietf:params:xml:ns:xmpp-streams"
+
+// Error implements error.
+func (e *StreamError) Error() string {
+	if e.Text == "" {
+		return "stream error: " + e.Condition
+	}
+	return "stream error: " + e.Condition + ": " + e.Text
+}
+
+// Is reports whether target is a *StreamError with the same condition, so
+// callers can write errors.Is(err, &StreamError{Condition: CondPolicyViolation}).
+func (e *StreamError) Is(target error) bool {
+	t, ok := target.(*StreamError)
+	return ok && t.Condition == e.Condition
+}
+
+// AppendXML appends the <stream:error/> element. The stream prefix matches
+// the headers the proxy writes on both legs.
+func (e *StreamError) AppendXML(b []byte) []byte {
+	b = append(b, "<stream:error><"...)
+	b = append(b, e.Condition...)
+	b = append(b, " xmlns='"+nsStreamErrors+"'/>"...)
+	if e.Text != "" {
+		b = append(b, "<text xmlns='"+nsStreamErrors+"' xml:lang='en'>"...)
+		b = appendEscaped(b, e.Text)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</stream:error>"...)
+}
+
+func streamErr(cond, text string) *StreamError {
+	return &StreamError{Condition: cond, Text: text}
+}
+
+// asStreamError returns err as a *StreamError, or nil when it is another kind.
+func asStreamError(err error) *StreamError {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se
+	}
+	return nil
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	_ = xml.EscapeText(&buf, []byte(s))
+	return append(b, buf.Bytes()...)
+}
