@@ -8,4 +8,9 @@ require (
 	mellium.im/sasl v0.3.2
 )
 
-require golang.org/x/crypto v0.27.0 // indirect
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.1.0 // indirect
+	golang.org/x/crypto v0.27.0 // indirect
+)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Upstream TLS modes.
@@ -78,11 +79,13 @@ type TimeoutsConfig struct {
 // Duration is a time.Duration written as "30s" or "5m" in YAML.
 type Duration time.Duration
 
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+// UnmarshalYAML parses a Go duration string; a bad one is reported with
+// its line and column, like every other decoding error.
+func (d *Duration) UnmarshalYAML(node ast.Node) error {
+	v, err := time.ParseDuration(strings.Trim(node.String(), `"'`))
 	if err != nil {
-		return err
+		pos := node.GetToken().Position
+		return fmt.Errorf("[%d:%d] %w", pos.Line, pos.Column, err)
 	}
 	*d = Duration(v)
 	return nil

@@ -83,6 +83,7 @@ func (s *session) run() {
 	stop := context.AfterFunc(s.ctx, s.closeConns)
 	defer stop()
 	defer s.closeConns()
+	defer s.drainUpstreamDial()
 	s.log.Debug("connected", "direct_tls", s.directTLS)
 	if err := s.handshake(); err != nil {
 		s.handshakeFailed(err)
@@ -92,20 +93,28 @@ func (s *session) run() {
 	s.log.Debug("session ended", "cause", context.Cause(s.ctx))
 }
 
-// closeConns closes both legs' sockets; every blocked read or write returns.
+// closeConns closes both legs' sockets so every blocked read or write
+// returns. It runs from the context's AfterFunc and from run's cleanup.
 func (s *session) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.rawConn.Close()
-	if s.upCh != nil && s.up == nil {
-		// The upstream dial may still be running: it watches s.ctx.
-		s.cancel(errClientClosed)
-		if r := <-s.upCh; r.up != nil {
-			s.up = r.up
-		}
-		s.upCh = nil
-	}
 	if s.up != nil {
 		s.up.conn.Close()
 	}
+}
+
+// drainUpstreamDial collects an upstream dial the handshake never waited
+// for, so its socket is closed too. Only the session goroutine calls it.
+func (s *session) drainUpstreamDial() {
+	if s.upCh == nil {
+		return
+	}
+	s.cancel(errClientClosed) // the dial watches s.ctx
+	if r := <-s.upCh; r.up != nil {
+		r.up.conn.Close()
+	}
+	s.upCh = nil
 }
 
 // shutdown ends the session gracefully: <system-shutdown/> to the client
@@ -251,8 +260,10 @@ func (s *session) upstream() (*upstreamLeg, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	s.mu.Lock()
 	s.up = r.up
-	return s.up, nil
+	s.mu.Unlock()
+	return r.up, nil
 }
 
 func (s *session) preAuthFeatures() ([]byte, error) {

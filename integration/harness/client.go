@@ -75,6 +75,13 @@ func Dial(ctx context.Context, l Login) (*Client, error) {
 	return c, nil
 }
 
+// NewClient wraps an established connection; call OpenStream next.
+func NewClient(conn net.Conn) *Client {
+	c := &Client{Conn: conn}
+	c.fr = proxy.NewFramer(bufio.NewReader(conn), proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	return c
+}
+
 func (c *Client) login(l Login) error {
 	if l.DirectTLS {
 		tc := tls.Client(c.Conn, l.TLS)
@@ -122,7 +129,7 @@ func (c *Client) OpenStream(domain string) error {
 	if err != nil {
 		return fmt.Errorf("features: %w", err)
 	}
-	if !bytes.Contains(f, []byte("features")) {
+	if !bytes.Contains(f, []byte("features")) || bytes.Contains(f, []byte("<stream:error")) {
 		return fmt.Errorf("expected features, got %s", f)
 	}
 	c.Features = f

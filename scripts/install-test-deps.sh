@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian bookworm machine:
+# the real upstream servers, the real classic client, and the linters.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+need_apt=()
+command -v prosody >/dev/null || need_apt+=(prosody)
+command -v ejabberdctl >/dev/null || need_apt+=(ejabberd)
+/usr/bin/python3 -c 'import slixmpp' 2>/dev/null || need_apt+=(python3-slixmpp)
+command -v openssl >/dev/null || need_apt+=(openssl)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${need_apt[*]}" >&2
+    echo "run: sudo apt-get update && sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${need_apt[*]} ..."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The Debian packages start no service here (no systemd), but make sure no
+# stray system instance holds the ports or the Erlang node names we use.
+pgrep -x prosody >/dev/null && echo "note: a system prosody is running; tests use their own ports" >&2 || true
+
+gobin=$(go env GOPATH)/bin
+if [ ! -x "$gobin/staticcheck" ]; then
+  echo "installing staticcheck ..."
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
