@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		for _, start := range []func(context.Context, string) (harness.Server, error){startProsody} {
+		for _, start := range []func(context.Context, string) (harness.Server, error){startProsody, startEjabberd} {
 			srv, err := start(ctx, domain)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "integration: ", err)
@@ -62,6 +62,10 @@ func TestMain(m *testing.M) {
 
 func startProsody(ctx context.Context, d string) (harness.Server, error) {
 	return harness.StartProsody(ctx, d)
+}
+
+func startEjabberd(ctx context.Context, d string) (harness.Server, error) {
+	return harness.StartEjabberd(ctx, d)
 }
 
 // env is one proxy in front of one upstream server.

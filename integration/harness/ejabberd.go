@@ -1,0 +1,214 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+//go:embed ejabberd.yml.tmpl
+var ejabberdConfig string
+
+var ejabberdTemplate = template.Must(template.New("ejabberd").Parse(ejabberdConfig))
+
+// ejabberdctlCfg makes the instance private: no su to the ejabberd user,
+// its own node name and distribution port (no epmd), all state in Dir.
+// See ejabberd-recipe.md for why each line is needed.
+const ejabberdctlCfg = `EXEC_CMD=as_current_user
+ERLANG_NODE=ejabberd-test-{{.Port}}@localhost
+ERL_DIST_PORT={{.DistPort}}
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -kernel inet_dist_use_interface {127,0,0,1}"
+EJABBERD_CONFIG_PATH={{.Dir}}/etc/ejabberd.yml
+SPOOL_DIR={{.Dir}}/spool
+LOGS_DIR={{.Dir}}/logs
+EJABBERD_LOG_PATH={{.Dir}}/logs/ejabberd.log
+EJABBERD_PID_PATH={{.Dir}}/ejabberd.pid
+CONTRIB_MODULES_PATH={{.Dir}}/modules
+CONTRIB_MODULES_CONF_DIR={{.Dir}}/modules.d
+VMARGS={{.Dir}}/etc/vm.args
+`
+
+var ejabberdctlTemplate = template.Must(template.New("ejabberdctl").Parse(ejabberdctlCfg))
+
+// Ejabberd is a private ejabberd instance.
+type Ejabberd struct {
+	dir, domain             string
+	port, tlsPort, distPort int
+	// Cert is the certificate ejabberd serves.
+	Cert *Cert
+}
+
+// StartEjabberd starts ejabberd for domain on free loopback ports.
+func StartEjabberd(ctx context.Context, domain string) (*Ejabberd, error) {
+	if err := EnsureInstalled("ejabberdctl", "ejabberd"); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "xmpp2proxy-ejabberd-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Ejabberd{dir: dir, domain: domain}
+	if err := e.start(ctx); err != nil {
+		log := e.Log()
+		e.Stop()
+		return nil, fmt.Errorf("start ejabberd: %w\n%s", err, log)
+	}
+	return e, nil
+}
+
+func (e *Ejabberd) start(ctx context.Context) error {
+	for _, d := range []string{"etc", "home", "spool", "logs"} {
+		if err := os.Mkdir(filepath.Join(e.dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	var err error
+	if e.Cert, err = SelfSigned(e.dir, e.domain, e.domain); err != nil {
+		return err
+	}
+	for _, p := range []*int{&e.port, &e.tlsPort, &e.distPort} {
+		if *p, err = FreePort(); err != nil {
+			return err
+		}
+	}
+	if err := e.writeFiles(); err != nil {
+		return err
+	}
+	if out, err := e.ctl("start"); err != nil {
+		return fmt.Errorf("ejabberdctl start: %w\n%s", err, out)
+	}
+	// Polling the port is faster than `ejabberdctl started`, which sleeps.
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := WaitForPort(ctx, e.Addr(), nil); err != nil {
+		return err
+	}
+	return WaitForPort(ctx, e.DirectTLSAddr(), nil)
+}
+
+func (e *Ejabberd) writeFiles() error {
+	certKey, err := concatFiles(e.Cert.CertFile, e.Cert.KeyFile)
+	if err != nil {
+		return err
+	}
+	certPath := filepath.Join(e.dir, "etc", "cert.pem")
+	if err := os.WriteFile(certPath, certKey, 0o600); err != nil {
+		return err
+	}
+	vals := map[string]any{"Dir": e.dir, "Port": e.port, "DirectTLSPort": e.tlsPort, "DistPort": e.distPort, "CertFile": certPath}
+	files := []struct {
+		name string
+		tmpl *template.Template
+	}{{"etc/ejabberd.yml", ejabberdTemplate}, {"etc/ejabberdctl.cfg", ejabberdctlTemplate}}
+	for _, f := range files {
+		var b bytes.Buffer
+		if err := f.tmpl.Execute(&b, vals); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(e.dir, f.name), b.Bytes(), 0o600); err != nil {
+			return err
+		}
+	}
+	if inetrc, err := os.ReadFile("/etc/ejabberd/inetrc"); err == nil {
+		_ = os.WriteFile(filepath.Join(e.dir, "etc", "inetrc"), inetrc, 0o600)
+	}
+	return os.WriteFile(filepath.Join(e.dir, "home", ".erlang.cookie"), []byte("xmpp2proxytestcookie"), 0o400)
+}
+
+func concatFiles(paths ...string) ([]byte, error) {
+	var out []byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// ctl runs ejabberdctl for this instance with a clean environment, so no
+// variable of the caller's changes which node or files it uses.
+func (e *Ejabberd) ctl(args ...string) ([]byte, error) {
+	cmd := exec.Command("ejabberdctl", append([]string{"--config-dir", filepath.Join(e.dir, "etc")}, args...)...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/bin", "HOME=" + filepath.Join(e.dir, "home")}
+	cmd.Dir = e.dir
+	return cmd.CombinedOutput()
+}
+
+// Name implements Server.
+func (e *Ejabberd) Name() string { return "ejabberd" }
+
+// Domain implements Server.
+func (e *Ejabberd) Domain() string { return e.domain }
+
+// Addr implements Server.
+func (e *Ejabberd) Addr() string { return net.JoinHostPort("127.0.0.1", itoa(e.port)) }
+
+// DirectTLSAddr implements Server.
+func (e *Ejabberd) DirectTLSAddr() string { return net.JoinHostPort("127.0.0.1", itoa(e.tlsPort)) }
+
+// MUCService implements Server.
+func (e *Ejabberd) MUCService() string { return "conference." + e.domain }
+
+// Register implements Server.
+func (e *Ejabberd) Register(user, password string) error {
+	if out, err := e.ctl("register", user, e.domain, password); err != nil {
+		return fmt.Errorf("ejabberdctl register %s: %w\n%s", user, err, out)
+	}
+	return nil
+}
+
+// Log implements Server.
+func (e *Ejabberd) Log() string {
+	return tail(filepath.Join(e.dir, "logs", "ejabberd.log"), 4000) + tail(filepath.Join(e.dir, "logs", "error.log"), 2000)
+}
+
+// Stop implements Server. It asks ejabberd to stop, waits for its ports to
+// close, and kills the Erlang VM if it lingers.
+func (e *Ejabberd) Stop() error {
+	if e.port != 0 {
+		_, _ = e.ctl("stop")
+		if !e.waitClosed(15 * time.Second) {
+			e.kill()
+			e.waitClosed(5 * time.Second)
+		}
+	}
+	if strings.HasPrefix(filepath.Base(e.dir), "xmpp2proxy-ejabberd-") {
+		return os.RemoveAll(e.dir)
+	}
+	return nil
+}
+
+func (e *Ejabberd) waitClosed(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", itoa(e.distPort)), 100*time.Millisecond)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func (e *Ejabberd) kill() {
+	b, err := os.ReadFile(filepath.Join(e.dir, "ejabberd.pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
