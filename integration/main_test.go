@@ -84,7 +84,7 @@ func forEachServer(t *testing.T, fn func(t *testing.T, srv harness.Server)) {
 }
 
 // startProxy starts a proxy in front of srv with a fresh certificate.
-func startProxy(t *testing.T, srv harness.Server, mutate ...func(*proxy.Config)) *env {
+func startProxy(t testing.TB, srv harness.Server, mutate ...func(*proxy.Config)) *env {
 	t.Helper()
 	cert, err := harness.SelfSigned(t.TempDir(), "proxy", domain)
 	if err != nil {
@@ -101,7 +101,7 @@ func startProxy(t *testing.T, srv harness.Server, mutate ...func(*proxy.Config))
 		m(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if testing.Verbose() && os.Getenv("PROXY_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	p, err := proxy.NewServer(cfg, nil, log)
@@ -122,7 +122,7 @@ func startProxy(t *testing.T, srv harness.Server, mutate ...func(*proxy.Config))
 }
 
 // login logs user in through the proxy over STARTTLS with SCRAM-SHA-1.
-func (e *env) login(t *testing.T, user string, opts ...func(*harness.Login)) *harness.Client {
+func (e *env) login(t testing.TB, user string, opts ...func(*harness.Login)) *harness.Client {
 	t.Helper()
 	l := harness.Login{
 		Addr: e.proxy.Addr().String(), Domain: domain, User: user, Password: password,

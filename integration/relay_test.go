@@ -122,7 +122,7 @@ func TestStreamResumptionThroughTheProxy(t *testing.T) {
 
 // goOnline sends initial presence and waits for the server's echo, so that
 // bare-JID messages are delivered to this resource.
-func goOnline(t *testing.T, c *harness.Client) {
+func goOnline(t testing.TB, c *harness.Client) {
 	t.Helper()
 	send(t, c, "<presence/>")
 	waitFor(t, c, "<presence", "from='"+c.JID+"'")
@@ -140,7 +140,7 @@ func attrValue(el, name string) string {
 	return ""
 }
 
-func send(t *testing.T, c *harness.Client, s string) {
+func send(t testing.TB, c *harness.Client, s string) {
 	t.Helper()
 	if err := c.Send(s); err != nil {
 		t.Fatalf("send: %v", err)
@@ -148,7 +148,7 @@ func send(t *testing.T, c *harness.Client, s string) {
 }
 
 // waitFor waits for an element containing every part.
-func waitFor(t *testing.T, c *harness.Client, parts ...string) []byte {
+func waitFor(t testing.TB, c *harness.Client, parts ...string) []byte {
 	t.Helper()
 	b, err := c.WaitFor(wait, func(b []byte) bool { return contains(b, parts...) })
 	if err != nil {

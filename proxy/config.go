@@ -113,7 +113,7 @@ func DefaultConfig() Config {
 			UpstreamDial: Duration(10 * time.Second),
 			Close:        Duration(5 * time.Second),
 		},
-		QueueSize: 128,
+		QueueSize: 32,
 	}
 }
 

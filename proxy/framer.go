@@ -80,6 +80,7 @@ type Framer struct {
 	nameEnds []int
 	inStream bool
 	stream   []byte // the stream element's qualified name
+	partial  bool   // TryNext stopped inside a unit; resume, do not reset
 }
 
 // NewFramer returns a Framer reading from r.
@@ -119,11 +120,31 @@ func (f *Framer) resetUnit() {
 // Next returns the next unit. Errors are either I/O errors from the reader or
 // a *StreamError naming the violated rule.
 func (f *Framer) Next() (Unit, error) {
-	f.resetUnit()
+	u, _, err := f.next(true)
+	return u, err
+}
+
+// TryNext returns the next unit only if it is complete in what was already
+// read; ok is false when finishing it would need another read. It lets a
+// reader coalesce everything that arrived together without ever holding a
+// complete stanza back waiting for more input.
+func (f *Framer) TryNext() (u Unit, ok bool, err error) {
+	return f.next(false)
+}
+
+func (f *Framer) next(block bool) (Unit, bool, error) {
+	if !f.partial {
+		f.resetUnit()
+	}
+	f.partial = false
 	for {
 		if f.r.Buffered() == 0 {
+			if !block {
+				f.partial = len(f.buf) > 0
+				return Unit{}, false, nil
+			}
 			if _, err := f.r.Peek(1); err != nil {
-				return Unit{}, err
+				return Unit{}, false, err
 			}
 		}
 		chunk, _ := f.r.Peek(f.r.Buffered())
@@ -131,24 +152,24 @@ func (f *Framer) Next() (Unit, error) {
 		f.buf = append(f.buf, chunk...)
 		end, kind, err := f.scan(start)
 		if err != nil {
-			return Unit{}, err
+			return Unit{}, false, err
 		}
 		if end < 0 {
 			_, _ = f.r.Discard(len(chunk))
 			if len(f.buf) > f.limits.MaxBytes {
-				return Unit{}, errTooLarge
+				return Unit{}, false, errTooLarge
 			}
 			continue
 		}
 		_, _ = f.r.Discard(end - start)
 		f.buf = f.buf[:end]
 		if len(f.buf) > f.limits.MaxBytes {
-			return Unit{}, errTooLarge
+			return Unit{}, false, errTooLarge
 		}
 		if kind == UnitElement && !utf8.Valid(f.buf) {
-			return Unit{}, streamErr(CondUnsupportedEncoding, "stanza is not valid UTF-8")
+			return Unit{}, false, streamErr(CondUnsupportedEncoding, "stanza is not valid UTF-8")
 		}
-		return Unit{Kind: kind, Raw: f.buf}, nil
+		return Unit{Kind: kind, Raw: f.buf}, true, nil
 	}
 }
 

@@ -210,3 +210,40 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// chunkReader hands out its chunks one Read at a time.
+type chunkReader struct{ chunks []string }
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	c.chunks[0] = c.chunks[0][n:]
+	if c.chunks[0] == "" {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
+
+func TestTryNextNeverWaitsAndResumesAPartialStanza(t *testing.T) {
+	first := "<message id='1'><body>one</body></message>"
+	second := "<message id='2'><body>two</body></message>"
+	// The second stanza is split across two reads.
+	r := &chunkReader{chunks: []string{testHeader + first + second[:10], second[10:]}}
+	f := NewFramer(bufio.NewReaderSize(r, 4096), testLimits)
+	if u, err := f.Next(); err != nil || u.Kind != UnitStreamOpen {
+		t.Fatalf("header: %v %v", u.Kind, err)
+	}
+	u, ok, err := f.TryNext()
+	if err != nil || !ok || string(u.Raw) != first {
+		t.Fatalf("TryNext = %q %v %v, want the complete first stanza", u.Raw, ok, err)
+	}
+	if _, ok, err := f.TryNext(); ok || err != nil {
+		t.Fatalf("TryNext on a partial stanza = %v %v, want not ok and no error", ok, err)
+	}
+	u, err = f.Next()
+	if err != nil || string(u.Raw) != second {
+		t.Fatalf("Next after a partial TryNext = %q %v, want %q", u.Raw, err, second)
+	}
+}

@@ -84,16 +84,44 @@ func (r *relay) readLoop(src, dst *relayLeg) {
 			r.readFailed(src, err)
 			return
 		}
-		switch u.Kind {
-		case UnitElement, UnitWhitespace:
-			if !r.send(dst, bytes.Clone(u.Raw)) {
-				return
-			}
-		case UnitStreamClose:
+		if u.Kind == UnitStreamClose {
+			r.peerClosed(src)
+			return
+		}
+		batch, last, err := r.coalesce(src, bytes.Clone(u.Raw))
+		if !r.send(dst, batch) {
+			return
+		}
+		switch {
+		case err != nil:
+			r.readFailed(src, err)
+			return
+		case last == UnitStreamClose:
 			r.peerClosed(src)
 			return
 		}
 	}
+}
+
+// maxCoalesce bounds one queued item, so the queue holds at most
+// QueueSize x maxCoalesce bytes plus one oversized stanza.
+const maxCoalesce = 16 << 10
+
+// coalesce appends every further unit that is already complete in the read
+// buffer, so stanzas that arrived together cost one queue hand-off and one
+// write (one TLS record) instead of one each. It never waits for input.
+func (r *relay) coalesce(src *relayLeg, batch []byte) ([]byte, UnitKind, error) {
+	for len(batch) < maxCoalesce {
+		u, ok, err := src.fr.TryNext()
+		if err != nil || !ok {
+			return batch, UnitElement, err
+		}
+		if u.Kind == UnitStreamClose {
+			return batch, UnitStreamClose, nil
+		}
+		batch = append(batch, u.Raw...)
+	}
+	return batch, UnitElement, nil
 }
 
 // send queues b for dst's writer, waiting while the queue is full.

@@ -16,7 +16,7 @@ import (
 
 // readBufSize is the read buffer per leg. The framer works with any size;
 // small buffers keep idle sessions cheap.
-const readBufSize = 4096
+const readBufSize = 2048
 
 // Server accepts XMPP client connections and relays each one to the
 // upstream server.
