@@ -50,7 +50,8 @@ func (s *session) runRelay() {
 	s.relay = r
 	s.mu.Unlock()
 	if s.ctx.Err() != nil { // shutdown raced with the handshake
-		r.terminate(streamErr(CondSystemShutdown, "the proxy is shutting down"), true)
+		s.handshakeFailed(context.Cause(s.ctx))
+		return
 	}
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -70,11 +71,12 @@ func (r *relay) other(l *relayLeg) *relayLeg {
 
 func (r *relay) readLoop(src, dst *relayLeg) {
 	var idleSet time.Time
+	// Moving the deadline costs a timer update: do it at most once per
+	// second (a quarter of a shorter idle timeout) rather than per stanza.
+	refresh := min(time.Second, src.idle/4)
 	for {
 		if src.idle > 0 {
-			// Moving the deadline costs a timer update: do it at most
-			// once per second rather than per stanza.
-			if now := time.Now(); now.Sub(idleSet) > time.Second {
+			if now := time.Now(); now.Sub(idleSet) > refresh {
 				_ = src.conn.SetReadDeadline(now.Add(src.idle))
 				idleSet = now
 			}
@@ -136,11 +138,15 @@ func (r *relay) send(dst *relayLeg, b []byte) bool {
 
 func (r *relay) writeLoop(l *relayLeg) {
 	var batch []byte
+	dead := false // the peer failed after the end was decided: discard
 	write := func(b []byte) bool {
+		if dead {
+			return true
+		}
 		_ = l.conn.SetWriteDeadline(time.Now().Add(time.Duration(r.s.srv.cfg.Timeouts.Write)))
 		if _, err := l.conn.Write(b); err != nil {
-			r.writeFailed(l, err)
-			return false
+			dead = r.writeFailed(l, err)
+			return dead
 		}
 		return true
 	}
@@ -191,18 +197,25 @@ func (r *relay) flushed() {
 	}
 }
 
-// endAfterFlush ends the session once the given legs' writers have written
-// everything queued so far. It returns false when the end was already
-// decided elsewhere.
-func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
+// claimEnd decides the end of the session once: it returns false when the
+// end was already decided elsewhere. n writers must flush before the end.
+func (r *relay) claimEnd(n int) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.ending {
-		r.mu.Unlock()
 		return false
 	}
 	r.ending = true
-	r.flushing.Store(int32(len(legs)))
-	r.mu.Unlock()
+	r.flushing.Store(int32(n))
+	return true
+}
+
+// endAfterFlush ends the session once the given legs' writers have written
+// everything queued so far.
+func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
+	if !r.claimEnd(len(legs)) {
+		return false
+	}
 	for _, l := range legs {
 		r.send(l, nil)
 	}
@@ -211,21 +224,22 @@ func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
 
 // terminate sends the client a stream error, closes the upstream stream
 // when closeUpstream is set (otherwise the upstream socket is just dropped,
-// which keeps its stream-management session resumable) and ends.
+// which keeps its stream-management session resumable) and ends. Only the
+// first decision to end the session sends anything.
 func (r *relay) terminate(se *StreamError, closeUpstream bool) {
-	r.mu.Lock()
-	ending := r.ending
-	r.mu.Unlock()
-	if ending {
+	n := 1
+	if closeUpstream {
+		n = 2
+	}
+	if !r.claimEnd(n) {
 		return
 	}
 	r.send(&r.client, append(se.AppendXML(nil), streamEnd...))
+	r.send(&r.client, nil)
 	if closeUpstream {
 		r.send(&r.up, []byte(streamEnd))
-		r.endAfterFlush(&r.client, &r.up)
-		return
+		r.send(&r.up, nil)
 	}
-	r.endAfterFlush(&r.client)
 }
 
 // peerClosed forwards a </stream:stream> and decides whether to wait for
@@ -244,10 +258,20 @@ func (r *relay) peerClosed(src *relayLeg) {
 		// The upstream ended the stream; the client need not answer.
 		r.endAfterFlush(&r.client)
 	default:
-		// Wait for the upstream to close its side, but not forever.
-		t := time.AfterFunc(time.Duration(r.s.srv.cfg.Timeouts.Close), func() { r.s.cancel(errCloseTimeout) })
+		// Wait for the upstream to close its side, but not forever:
+		// then close the client's stream ourselves and drop the upstream.
+		t := time.AfterFunc(time.Duration(r.s.srv.cfg.Timeouts.Close), r.closeTimedOut)
 		context.AfterFunc(r.s.ctx, func() { t.Stop() })
 	}
+}
+
+func (r *relay) closeTimedOut() {
+	if !r.claimEnd(1) {
+		return
+	}
+	r.s.log.Debug("upstream did not close its stream in time")
+	r.send(&r.client, []byte(streamEnd))
+	r.send(&r.client, nil)
 }
 
 func (r *relay) readFailed(src *relayLeg, err error) {
@@ -280,17 +304,21 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 	r.terminate(se, true)
 }
 
-func (r *relay) writeFailed(l *relayLeg, err error) {
+// writeFailed reports whether the writer must keep draining its queue.
+func (r *relay) writeFailed(l *relayLeg, err error) bool {
 	r.mu.Lock()
 	ending := r.ending
 	r.mu.Unlock()
 	if ending {
 		// The end is already decided; a dead peer here changes nothing
-		// and must not cut the other leg's flush short.
-		return
+		// and must not cut the other leg's flush short. The writer
+		// drains its queue without writing, so that its flush marker
+		// still counts and no sender blocks on it.
+		return true
 	}
 	r.s.log.Info("write failed", "leg", []string{"client", "upstream"}[l.idx], "err", err)
 	r.s.cancel(err)
+	return false
 }
 
 func isTimeout(err error) bool {

@@ -56,7 +56,6 @@ var (
 	errClientClosed  = errors.New("client closed its stream")
 	errUpstreamError = errors.New("upstream sent a stream error")
 	errShutdown      = errors.New("server shutting down")
-	errCloseTimeout  = errors.New("peer did not close its stream in time")
 )
 
 func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
@@ -80,7 +79,7 @@ func (s *Server) preauthLimits() Limits {
 
 func (s *session) run() {
 	defer s.srv.sessionDone(s)
-	stop := context.AfterFunc(s.ctx, s.closeConns)
+	stop := context.AfterFunc(s.ctx, s.wake)
 	defer stop()
 	defer s.closeConns()
 	defer s.drainUpstreamDial()
@@ -101,6 +100,26 @@ func (s *session) closeConns() {
 	s.rawConn.Close()
 	if s.up != nil {
 		s.up.conn.Close()
+	}
+}
+
+// wake unblocks the session goroutine once the context ends. A shutdown
+// during negotiation only interrupts pending reads, so that handshakeFailed
+// can still tell the client why; anything else closes both sockets.
+func (s *session) wake() {
+	s.mu.Lock()
+	negotiating := s.relay == nil
+	s.mu.Unlock()
+	if !negotiating || !errors.Is(context.Cause(s.ctx), errShutdown) {
+		s.closeConns()
+		return
+	}
+	past := time.Unix(1, 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.rawConn.SetReadDeadline(past)
+	if s.up != nil {
+		_ = s.up.conn.SetReadDeadline(past)
 	}
 }
 
@@ -130,14 +149,21 @@ func (s *session) shutdown() {
 	r.terminate(streamErr(CondSystemShutdown, "the proxy is shutting down"), true)
 }
 
-// abort drops both legs at once.
-func (s *session) abort(cause error) { s.cancel(cause) }
+// abort drops both legs at once, also after a shutdown that only woke
+// the handshake.
+func (s *session) abort(cause error) {
+	s.cancel(cause)
+	s.closeConns()
+}
 
 // handshake negotiates the client stream and relays SASL. It returns once
 // both legs have restarted their streams after a successful authentication.
 func (s *session) handshake() error {
 	deadline := time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Handshake))
 	_ = s.conn.SetDeadline(deadline)
+	if s.ctx.Err() != nil { // shut down before the deadline was set
+		return context.Cause(s.ctx)
+	}
 	if s.directTLS {
 		if err := s.upgradeClientTLS(); err != nil {
 			return err
@@ -320,6 +346,9 @@ func (s *session) authenticate(auth []byte, mechanism string, deadline time.Time
 		return false, s.saslFailure("invalid-mechanism", "")
 	}
 	_ = up.conn.SetDeadline(deadline)
+	if s.ctx.Err() != nil { // shut down before the deadline was set
+		return false, context.Cause(s.ctx)
+	}
 	if err := writeAll(up.conn, auth); err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
