@@ -43,6 +43,9 @@ type Config struct {
 	AllowPlaintext bool `yaml:"allow_plaintext"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Secret keys the hash in Bind2 resources (tag.HASH), so a device keeps
+	// its resource across proxy restarts; random per process when empty.
+	Secret string `yaml:"secret"`
 	// Limits bound what a client may send.
 	Limits LimitsConfig `yaml:"limits"`
 	// Timeouts bound how long the proxy waits.

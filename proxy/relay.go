@@ -20,6 +20,9 @@ type relay struct {
 	s      *session
 	client relayLeg
 	up     relayLeg
+	// filter, when set, sees every unit and decides whether it crosses;
+	// classic sessions have none and relay bytes untouched.
+	filter unitFilter
 
 	mu       sync.Mutex
 	ending   bool // the end of the session has been decided
@@ -37,6 +40,13 @@ type relayLeg struct {
 
 const maxBatch = 64 << 10
 
+// unitFilter is the hook a session kind installs on the relay. It may queue
+// replies itself (with relay.send) and reports whether the unit is forwarded.
+type unitFilter interface {
+	fromClient(r *relay, raw []byte) bool
+	fromUpstream(r *relay, raw []byte) bool
+}
+
 func (s *session) runRelay() {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
@@ -46,6 +56,9 @@ func (s *session) runRelay() {
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
+	if s.v2 != nil {
+		r.filter = s.v2
+	}
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()
@@ -90,8 +103,12 @@ func (r *relay) readLoop(src, dst *relayLeg) {
 			r.peerClosed(src)
 			return
 		}
-		batch, last, err := r.coalesce(src, bytes.Clone(u.Raw))
-		if !r.send(dst, batch) {
+		var batch []byte
+		if r.keep(src, u) {
+			batch = bytes.Clone(u.Raw)
+		}
+		batch, last, err := r.coalesce(src, batch)
+		if len(batch) > 0 && !r.send(dst, batch) {
 			return
 		}
 		switch {
@@ -121,9 +138,22 @@ func (r *relay) coalesce(src *relayLeg, batch []byte) ([]byte, UnitKind, error) 
 		if u.Kind == UnitStreamClose {
 			return batch, UnitStreamClose, nil
 		}
-		batch = append(batch, u.Raw...)
+		if r.keep(src, u) {
+			batch = append(batch, u.Raw...)
+		}
 	}
 	return batch, UnitElement, nil
+}
+
+// keep runs the session's filter on an element from src.
+func (r *relay) keep(src *relayLeg, u Unit) bool {
+	if r.filter == nil || u.Kind != UnitElement {
+		return true
+	}
+	if src.idx == 0 {
+		return r.filter.fromClient(r, u.Raw)
+	}
+	return r.filter.fromUpstream(r, u.Raw)
 }
 
 // send queues b for dst's writer, waiting while the queue is full.

@@ -25,6 +25,7 @@ type Server struct {
 	log     *slog.Logger
 	tls     *tls.Config // client-facing; nil without a certificate
 	domains map[string]bool
+	secret  []byte // keys the Bind2 resource hash
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -55,6 +56,13 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true
+	}
+	s.secret = []byte(cfg.Secret)
+	if cfg.Secret == "" {
+		// Resources stay stable for a device while this process runs;
+		// set secret to keep them stable across restarts.
+		s.secret = make([]byte, 32)
+		_, _ = rand.Read(s.secret)
 	}
 	return s, nil
 }

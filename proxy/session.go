@@ -38,6 +38,7 @@ type session struct {
 
 	upCh chan upstreamResult
 	up   *upstreamLeg
+	v2   *session2 // set once a SASL2 + Bind2 session is online
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -185,6 +186,9 @@ func (s *session) handshake() error {
 			return err
 		}
 		if !restart {
+			if s.v2 != nil {
+				return nil // SASL2: no stream restart, already online
+			}
 			return s.restartAfterAuth()
 		}
 	}
@@ -214,6 +218,11 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 			return true, s.upgradeClientTLS()
 		case start.Name.Space == nsSASL && start.Name.Local == "auth":
 			ok, err := s.authenticate(u.Raw, attr(start, "mechanism"), deadline)
+			if err != nil || ok {
+				return false, err
+			}
+		case start.Name.Space == nsSASL2 && start.Name.Local == "authenticate":
+			ok, err := s.authenticate2(u.Raw, deadline)
 			if err != nil || ok {
 				return false, err
 			}
@@ -313,6 +322,7 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 			b = append(b, "</mechanism>"...)
 		}
 		b = append(b, "</mechanisms>"...)
+		b = append(b, sasl2Advertisement(up.mechanisms)...)
 	}
 	return append(b, "</stream:features>"...), nil
 }

@@ -29,7 +29,6 @@ import (
 const waitFor = 10 * time.Second
 
 const (
-	nsBind = "urn:ietf:params:xml:ns:xmpp-bind"
 
 	saslSuccess      = "<success xmlns='" + nsSASL + "'/>"
 	saslNotAuthzd    = "<failure xmlns='" + nsSASL + "'><not-authorized/></failure>"

@@ -33,6 +33,14 @@ type Login struct {
 	Resource  string
 	// NoBind stops after authentication and the stream restart.
 	NoBind bool
+	// SASL2 authenticates with XEP-0388 <authenticate/> instead of <auth/>,
+	// carrying Inline (for example a Bind2 <bind/>) and a user-agent.
+	SASL2       bool
+	Inline      string
+	UserAgentID string
+	// Pipeline sends <authenticate/> right after the stream header, before
+	// the features arrive (direct TLS or plaintext only).
+	Pipeline bool
 }
 
 // Client is a deliberately small classic (RFC 6120) XMPP client that works
@@ -46,7 +54,11 @@ type Client struct {
 	Features []byte
 	// Mechanisms are the SASL mechanisms offered before authentication.
 	Mechanisms []string
-	fr         *proxy.Framer
+	// PreAuthFeatures are the features offered before authentication.
+	PreAuthFeatures []byte
+	// Success is the SASL2 <success/> element, as received.
+	Success []byte
+	fr      *proxy.Framer
 }
 
 // SASLError is a <failure/> from the server.
@@ -91,6 +103,9 @@ func (c *Client) login(l Login) error {
 		c.Conn = tc
 	}
 	c.fr = proxy.NewFramer(bufio.NewReader(c.Conn), proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	if l.Pipeline {
+		return c.pipelined(l)
+	}
 	if err := c.OpenStream(l.Domain); err != nil {
 		return err
 	}
@@ -98,6 +113,10 @@ func (c *Client) login(l Login) error {
 		if err := c.startTLS(l); err != nil {
 			return err
 		}
+	}
+	c.PreAuthFeatures = c.Features
+	if l.SASL2 {
+		return c.authenticate2(l)
 	}
 	if err := c.authenticate(l); err != nil {
 		return err
@@ -229,6 +248,117 @@ func (c *Client) authenticate(l Login) error {
 			return fmt.Errorf("unexpected %s during SASL", b)
 		}
 	}
+}
+
+// authenticate2 runs SASL2: <authenticate/> with the inline requests, the
+// challenge loop, and <success/>, after which the stream goes on without a
+// restart and a fresh <stream:features/> follows.
+func (c *Client) authenticate2(l Login) error {
+	neg, first, err := c.startSASL(l)
+	if err != nil {
+		return err
+	}
+	if err := c.Send(authenticateXML(l, first)); err != nil {
+		return err
+	}
+	return c.finishSASL2(l, neg)
+}
+
+func (c *Client) startSASL(l Login) (*sasl.Negotiator, []byte, error) {
+	mech, ok := mechanisms[l.Mechanism]
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown mechanism %q", l.Mechanism)
+	}
+	neg := sasl.NewClient(mech, sasl.Credentials(func() ([]byte, []byte, []byte) {
+		return []byte(l.User), []byte(l.Password), nil
+	}))
+	_, first, err := neg.Step(nil)
+	return neg, first, err
+}
+
+func authenticateXML(l Login, first []byte) string {
+	ua := ""
+	if l.UserAgentID != "" {
+		ua = "<user-agent id='" + l.UserAgentID + "'><software>xmpp2proxy tests</software></user-agent>"
+	}
+	return fmt.Sprintf("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='%s'><initial-response>%s</initial-response>%s%s</authenticate>",
+		l.Mechanism, base64.StdEncoding.EncodeToString(first), ua, l.Inline)
+}
+
+func (c *Client) finishSASL2(l Login, neg *sasl.Negotiator) error {
+	for {
+		b, err := c.Next()
+		if err != nil {
+			return err
+		}
+		var el struct {
+			XMLName    xml.Name
+			Data       string `xml:",chardata"`
+			Additional string `xml:"additional-data"`
+			AuthzID    string `xml:"authorization-identifier"`
+			Inner      []struct {
+				XMLName xml.Name
+			} `xml:",any"`
+		}
+		if err := xml.Unmarshal(b, &el); err != nil {
+			return err
+		}
+		switch el.XMLName.Local {
+		case "challenge":
+			data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Data))
+			_, resp, err := neg.Step(data)
+			if err != nil {
+				return err
+			}
+			if err := c.Send("<response xmlns='urn:xmpp:sasl:2'>" + base64.StdEncoding.EncodeToString(resp) + "</response>"); err != nil {
+				return err
+			}
+		case "success":
+			c.Success, c.JID = b, el.AuthzID
+			if strings.HasPrefix(l.Mechanism, "SCRAM") {
+				data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Additional))
+				if _, _, err := neg.Step(data); err != nil {
+					return fmt.Errorf("server final message in <additional-data>: %w", err)
+				}
+			}
+			f, err := c.Next()
+			if err != nil {
+				return fmt.Errorf("features after success: %w", err)
+			}
+			c.Features = f
+			return nil
+		case "failure":
+			cond := "undefined"
+			for _, in := range el.Inner {
+				if in.XMLName.Local != "text" {
+					cond = in.XMLName.Local
+				}
+			}
+			return &SASLError{Condition: cond}
+		default:
+			return fmt.Errorf("unexpected %s during SASL2", b)
+		}
+	}
+}
+
+// pipelined sends the stream header and <authenticate/> in one write,
+// before the features arrive, as Conversations does.
+func (c *Client) pipelined(l Login) error {
+	neg, first, err := c.startSASL(l)
+	if err != nil {
+		return err
+	}
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + l.Domain + "' version='1.0' xml:lang='en'>"
+	if err := c.Send(hdr + authenticateXML(l, first)); err != nil {
+		return err
+	}
+	if u, err := c.fr.Next(); err != nil || u.Kind != proxy.UnitStreamOpen {
+		return fmt.Errorf("stream header: %v", err)
+	}
+	if c.PreAuthFeatures, err = c.Next(); err != nil {
+		return err
+	}
+	return c.finishSASL2(l, neg)
 }
 
 func b64(b []byte) string {

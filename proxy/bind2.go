@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/xml"
+	"fmt"
+	"strings"
+)
+
+// deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
+// contract section 3): tag + "." + a short stable hash of (proxy secret,
+// account, user-agent id), so the same device gets the same resource and
+// replaces its old session, while the id itself never appears. Without a
+// user-agent id the suffix is random.
+func deriveResource(secret []byte, account, tag, userAgentID string) string {
+	if tag == "" {
+		tag = "xmpp2"
+	}
+	tag = strings.Map(func(r rune) rune {
+		if r == '/' || r == '@' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, tag)
+	var sum []byte
+	if userAgentID == "" {
+		sum = make([]byte, 8)
+		_, _ = rand.Read(sum)
+	} else {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(account))
+		m.Write([]byte{0})
+		m.Write([]byte(userAgentID))
+		sum = m.Sum(nil)
+	}
+	return tag + "." + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum))[:10]
+}
+
+// postAuthFeatures is what the proxy needs from the upstream's features
+// after authentication.
+type postAuthFeatures struct {
+	Bind *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-bind bind"`
+	SM   *struct{} `xml:"urn:xmpp:sm:3 sm"`
+	CSI  *struct{} `xml:"urn:xmpp:csi:0 csi"`
+}
+
+// Ids of the proxy's own setup requests upstream.
+const (
+	idBind    = "x2-bind"
+	idCarbons = "x2-carbons"
+)
+
+// boundSession is the outcome of replaying a Bind2 request upstream.
+type boundSession struct {
+	jid      string
+	carbons  bool
+	smID     string // upstream SM id; "" when SM is not enabled upstream
+	smResume bool
+	// pending holds stanzas the upstream sent during setup (presence
+	// reflections, offline messages): the client gets them after <success>.
+	pending [][]byte
+	upIn    uint32 // upstream stanzas counted by SM since <enabled/>
+}
+
+// replayBind restarts the upstream stream and replays the Bind2 request as
+// classic requests, all in one write: bind, carbons, SM enable, CSI, and
+// the initial presence. It then reads until every answer is in.
+func (s *session) replayBind(a *authenticate) (*boundSession, error) {
+	up := s.up
+	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	up.fr.Reset(nil)
+	rawFeatures, _, err := up.readHeaderAndFeatures()
+	if err != nil {
+		return nil, fmt.Errorf("%w: after auth: %w", ErrUpstream, err)
+	}
+	var feats postAuthFeatures
+	_ = xml.Unmarshal(rawFeatures, &feats)
+	if feats.Bind == nil {
+		return nil, fmt.Errorf("%w: upstream offers no resource binding", ErrUpstream)
+	}
+	bind := a.Bind
+	if bind == nil {
+		bind = &bindReq{}
+	}
+	var uaID string
+	if a.UserAgent != nil {
+		uaID = a.UserAgent.ID
+	}
+	resource := deriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
+	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + nsBind + "'><resource>")
+	req = appendEscaped(req, resource)
+	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+nsCarbons+"'/></iq>"...)
+	if feats.SM != nil {
+		// Enabled before any presence, so every later stanza upstream is
+		// covered by the proxy's own stream management on this leg.
+		req = append(req, "<enable xmlns='"+nsSM+"' resume='true'/>"...)
+	}
+	if bind.Inactive != nil && feats.CSI != nil {
+		req = append(req, "<inactive xmlns='"+nsCSI+"'/>"...)
+	}
+	if bind.Presence != nil {
+		req = appendPresence(req, bind.Presence)
+	}
+	if err := writeAll(up.conn, req); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	return s.readBindAnswers(feats.SM != nil)
+}
+
+// appendPresence renders the inline initial presence for the upstream,
+// without addressing: it is the session's broadcast presence.
+func appendPresence(b []byte, p *rawXML) []byte {
+	b = append(b, "<presence"...)
+	for _, a := range p.Attrs {
+		if a.Name.Space == "" && a.Name.Local == "id" || a.Name.Space == "xml" && a.Name.Local == "lang" {
+			b = append(b, ' ')
+			if a.Name.Space != "" {
+				b = append(b, "xml:"...)
+			}
+			b = append(b, a.Name.Local...)
+			b = append(b, "='"...)
+			b = appendEscaped(b, a.Value)
+			b = append(b, '\'')
+		}
+	}
+	b = append(b, '>')
+	b = append(b, bytes.TrimSpace(p.Inner)...)
+	return append(b, "</presence>"...)
+}
+
+// readBindAnswers reads the upstream until the bind and carbons results and
+// the SM answer are in, keeping every other stanza for the client.
+func (s *session) readBindAnswers(wantSM bool) (*boundSession, error) {
+	out := &boundSession{}
+	gotBind, gotCarbons, gotSM := false, false, !wantSM
+	for !gotBind || !gotCarbons || !gotSM {
+		u, err := s.up.fr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("%w: during bind: %w", ErrUpstream, err)
+		}
+		if u.Kind != UnitElement {
+			if u.Kind == UnitStreamClose {
+				return nil, fmt.Errorf("%w: closed the stream during bind", ErrUpstream)
+			}
+			continue
+		}
+		name, xmlns := elementName(u.Raw)
+		switch {
+		case string(name) == "iq" && bytes.Contains(u.Raw, []byte(idBind)):
+			gotBind = true
+			if out.jid, err = boundJID(u.Raw); err != nil {
+				return nil, err
+			}
+		case string(name) == "iq" && bytes.Contains(u.Raw, []byte(idCarbons)):
+			gotCarbons = true
+			out.carbons = bytes.Contains(u.Raw, []byte("'result'")) || bytes.Contains(u.Raw, []byte(`"result"`))
+		case string(xmlns) == nsSM && string(name) == "enabled":
+			gotSM = true
+			start, _ := startOf(u.Raw)
+			out.smID = attr(start, "id")
+			out.smResume = attr(start, "resume") == "true" || attr(start, "resume") == "1"
+		case string(xmlns) == nsSM && string(name) == "failed":
+			gotSM = true
+		case string(xmlns) == nsSM && string(name) == "r":
+			if err := writeAll(s.up.conn, appendAck(nil, out.upIn)); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+			}
+		case string(xmlns) == nsSM:
+			// Acks of the proxy's own stanzas need no answer.
+		case string(name) == "stream:error":
+			return nil, fmt.Errorf("%w: stream error during bind: %s", ErrUpstream, u.Raw)
+		default:
+			if out.smID != "" && isStanza(name) {
+				out.upIn++
+			}
+			out.pending = append(out.pending, bytes.Clone(u.Raw))
+		}
+	}
+	return out, nil
+}
+
+// boundJID reads the JID from a bind result.
+func boundJID(raw []byte) (string, error) {
+	var iq struct {
+		Type string `xml:"type,attr"`
+		JID  string `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>jid"`
+	}
+	if err := xml.Unmarshal(raw, &iq); err != nil || iq.Type != "result" || iq.JID == "" {
+		return "", fmt.Errorf("%w: bind failed: %.300s", ErrUpstream, raw)
+	}
+	return iq.JID, nil
+}
+
+// appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
+// (contract section 4).
+func appendSuccess(b []byte, additionalData string, bs *boundSession, clientSM *smState) []byte {
+	b = append(b, "<success xmlns='"+nsSASL2+"'>"...)
+	if additionalData != "" && additionalData != "=" {
+		b = append(b, "<additional-data>"...)
+		b = appendEscaped(b, additionalData)
+		b = append(b, "</additional-data>"...)
+	}
+	b = append(b, "<authorization-identifier>"...)
+	b = appendEscaped(b, bs.jid)
+	b = append(b, "</authorization-identifier><bound xmlns='"+nsBind2+"'>"...)
+	if clientSM != nil {
+		b = append(b, "<enabled xmlns='"+nsSM+"' id='"...)
+		b = appendEscaped(b, clientSM.id)
+		b = append(b, "' resume='true'/>"...)
+	}
+	if bs.carbons {
+		b = append(b, "<enabled xmlns='"+nsCarbons+"'/>"...)
+	}
+	return append(b, "</bound></success>"...)
+}

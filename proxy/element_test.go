@@ -1,0 +1,29 @@
+package proxy
+
+import "testing"
+
+func TestElementName(t *testing.T) {
+	tests := []struct {
+		raw, name, xmlns string
+	}{
+		{"<message to='a'><body/></message>", "message", ""},
+		{"<r xmlns='urn:xmpp:sm:3'/>", "r", nsSM},
+		{`<a xmlns="urn:xmpp:sm:3" h="4"/>`, "a", nsSM},
+		{"<enable resume='true' xmlns='urn:xmpp:sm:3'/>", "enable", nsSM},
+		{"<iq type='get' data-xmlns='x' id='1'/>", "iq", ""},
+		{"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>", "stream:error", ""},
+	}
+	for _, tc := range tests {
+		name, xmlns := elementName([]byte(tc.raw))
+		if string(name) != tc.name || string(xmlns) != tc.xmlns {
+			t.Errorf("elementName(%s) = %q %q, want %q %q", tc.raw, name, xmlns, tc.name, tc.xmlns)
+		}
+	}
+}
+
+func TestElementNameDoesNotAllocate(t *testing.T) {
+	raw := []byte("<a xmlns='urn:xmpp:sm:3' h='12'/>")
+	if n := testing.AllocsPerRun(100, func() { elementName(raw) }); n != 0 {
+		t.Fatalf("elementName allocates %v times", n)
+	}
+}

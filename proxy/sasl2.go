@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"strings"
+)
+
+// Namespaces of the 2.0 front end (XEP-0388, XEP-0386, XEP-0198, XEP-0280,
+// XEP-0352 and the contract's own).
+const (
+	nsSASL2   = "urn:xmpp:sasl:2"
+	nsBind2   = "urn:xmpp:bind:0"
+	nsSM      = "urn:xmpp:sm:3"
+	nsCarbons = "urn:xmpp:carbons:2"
+	nsCSI     = "urn:xmpp:csi:0"
+	nsXMPP2   = "urn:xmpp:xmpp2:0"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+)
+
+// authenticate is a SASL2 <authenticate/> (XEP-0388 section 2.3) with the
+// inline requests the proxy honours.
+type authenticate struct {
+	Mechanism string `xml:"mechanism,attr"`
+	// InitialResponse is nil when absent and empty when present but empty:
+	// SASL tells the two apart.
+	InitialResponse *string    `xml:"urn:xmpp:sasl:2 initial-response"`
+	UserAgent       *userAgent `xml:"urn:xmpp:sasl:2 user-agent"`
+	Bind            *bindReq   `xml:"urn:xmpp:bind:0 bind"`
+	Resume          *smResume  `xml:"urn:xmpp:sm:3 resume"`
+}
+
+type userAgent struct {
+	ID       string `xml:"id,attr"`
+	Software string `xml:"urn:xmpp:sasl:2 software"`
+	Device   string `xml:"urn:xmpp:sasl:2 device"`
+}
+
+// bindReq is a Bind2 request (XEP-0386, contract section 3).
+type bindReq struct {
+	Tag      string    `xml:"urn:xmpp:bind:0 tag"`
+	SM       *smEnable `xml:"urn:xmpp:sm:3 enable"`
+	Carbons  *struct{} `xml:"urn:xmpp:carbons:2 enable"`
+	Inactive *struct{} `xml:"urn:xmpp:csi:0 inactive"`
+	Sync     *syncReq  `xml:"urn:xmpp:xmpp2:0 sync"`
+	Presence *rawXML   `xml:"presence"` // jabber:client per the contract; any namespace accepted
+	Joins    []joinReq `xml:"urn:xmpp:xmpp2:0 join"`
+}
+
+type smEnable struct {
+	Resume string `xml:"resume,attr"`
+}
+
+type smResume struct {
+	PrevID string `xml:"previd,attr"`
+	H      string `xml:"h,attr"`
+}
+
+type syncReq struct {
+	After  string `xml:"after,attr"`
+	Within string `xml:"within,attr"`
+}
+
+type joinReq struct {
+	Room     string `xml:"room,attr"`
+	Nick     string `xml:"nick,attr"`
+	After    string `xml:"after,attr"`
+	Password string `xml:"password,attr"`
+}
+
+// rawXML keeps an element's attributes and inner XML so it can be replayed.
+type rawXML struct {
+	Attrs []xml.Attr `xml:",any,attr"`
+	Inner []byte     `xml:",innerxml"`
+}
+
+// parseAuthenticate decodes a framed <authenticate/>; the framer has bounded
+// its size and depth.
+func parseAuthenticate(raw []byte) (*authenticate, error) {
+	var a authenticate
+	if err := xml.Unmarshal(raw, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// wantsResume reports whether the client asked for SM resumption.
+func (e *smEnable) wantsResume() bool {
+	return e != nil && (e.Resume == "true" || e.Resume == "1")
+}
+
+// sasl1Auth renders the RFC 6120 <auth/> for the upstream. An absent initial
+// response stays absent; an empty one is "=" (RFC 6120 6.4.2).
+func (a *authenticate) sasl1Auth() []byte {
+	b := []byte("<auth xmlns='" + nsSASL + "' mechanism='")
+	b = appendEscaped(b, a.Mechanism)
+	if a.InitialResponse == nil {
+		return append(b, "'/>"...)
+	}
+	b = append(b, "'>"...)
+	ir := strings.TrimSpace(*a.InitialResponse)
+	if ir == "" {
+		ir = "="
+	}
+	b = appendEscaped(b, ir)
+	return append(b, "</auth>"...)
+}
+
+// saslUsername extracts the authentication identity from a PLAIN or SCRAM
+// initial response, for the resource hash; "" when it cannot.
+func (a *authenticate) saslUsername() string {
+	if a.InitialResponse == nil {
+		return ""
+	}
+	data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(*a.InitialResponse))
+	if err != nil {
+		return ""
+	}
+	switch {
+	case a.Mechanism == "PLAIN":
+		parts := bytes.Split(data, []byte{0})
+		if len(parts) == 3 {
+			return strings.ToLower(string(parts[1]))
+		}
+	case strings.HasPrefix(a.Mechanism, "SCRAM-"):
+		for _, attr := range strings.Split(string(data), ",") {
+			if name, ok := strings.CutPrefix(attr, "n="); ok {
+				name = strings.NewReplacer("=2C", ",", "=3D", "=").Replace(name)
+				return strings.ToLower(name)
+			}
+		}
+	}
+	return ""
+}
+
+// sasl2Challenge wraps an upstream <challenge/>'s data for the client.
+func sasl2Wrap(local string, upstream []byte) []byte {
+	b := []byte("<" + local + " xmlns='" + nsSASL2 + "'>")
+	b = appendEscaped(b, innerText(upstream))
+	return append(b, "</"+local+">"...)
+}
+
+// sasl1Response turns a client's SASL2 <response/> into RFC 6120 framing. A
+// 'mechanism' attribute (xmpp.js adds one) is tolerated and dropped.
+func sasl1Response(raw []byte) []byte {
+	b := []byte("<response xmlns='" + nsSASL + "'>")
+	b = appendEscaped(b, innerText(raw))
+	return append(b, "</response>"...)
+}
+
+// innerText returns the character data of a simple element such as
+// <challenge>BASE64</challenge>.
+func innerText(raw []byte) string {
+	var v struct {
+		Text string `xml:",chardata"`
+	}
+	_ = xml.Unmarshal(raw, &v)
+	return strings.TrimSpace(v.Text)
+}
+
+// sasl2Failure converts an upstream RFC 6120 <failure/> into SASL2 framing,
+// keeping the defined condition and the text (XEP-0388 2.6.2).
+func sasl2Failure(upstream []byte) []byte {
+	var f struct {
+		Conditions []struct {
+			XMLName xml.Name
+		} `xml:",any"`
+		Text string `xml:"text"`
+	}
+	_ = xml.Unmarshal(upstream, &f)
+	cond := "not-authorized"
+	for _, c := range f.Conditions {
+		if c.XMLName.Local != "text" {
+			cond = c.XMLName.Local
+		}
+	}
+	return saslFailure2(cond, f.Text)
+}
+
+func saslFailure2(condition, text string) []byte {
+	b := []byte("<failure xmlns='" + nsSASL2 + "'><" + condition + " xmlns='" + nsSASL + "'/>")
+	if text != "" {
+		b = append(b, "<text>"...)
+		b = appendEscaped(b, text)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</failure>"...)
+}
+
+// sasl2Advertisement is the SASL2 feature (contract section 1): mechanisms
+// and every inline feature the proxy honours.
+func sasl2Advertisement(mechanisms []string) []byte {
+	b := []byte("<authentication xmlns='" + nsSASL2 + "'>")
+	for _, m := range mechanisms {
+		b = append(b, "<mechanism>"...)
+		b = appendEscaped(b, m)
+		b = append(b, "</mechanism>"...)
+	}
+	b = append(b, "<inline><bind xmlns='"+nsBind2+"'><inline>"+
+		"<feature var='"+nsCarbons+"'/><feature var='"+nsSM+"'/>"+
+		"<feature var='"+nsCSI+"'/><feature var='"+nsXMPP2+"'/>"+
+		"</inline></bind><sm xmlns='"+nsSM+"'/></inline></authentication>"...)
+	return b
+}
