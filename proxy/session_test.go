@@ -29,7 +29,6 @@ import (
 const waitFor = 10 * time.Second
 
 const (
-
 	saslSuccess      = "<success xmlns='" + nsSASL + "'/>"
 	saslNotAuthzd    = "<failure xmlns='" + nsSASL + "'><not-authorized/></failure>"
 	fakeBindFeatures = "<stream:features><bind xmlns='" + nsBind + "'/></stream:features>"
