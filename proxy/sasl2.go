@@ -86,11 +86,6 @@ func parseAuthenticate(raw []byte) (*authenticate, error) {
 	return &a, nil
 }
 
-// wantsResume reports whether the client asked for SM resumption.
-func (e *smEnable) wantsResume() bool {
-	return e != nil && (e.Resume == "true" || e.Resume == "1")
-}
-
 // sasl1Auth renders the RFC 6120 <auth/> for the upstream. An absent initial
 // response stays absent; an empty one is "=" (RFC 6120 6.4.2).
 func (a *authenticate) sasl1Auth() []byte {
