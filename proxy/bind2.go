@@ -8,7 +8,9 @@ import (
 	"encoding/base32"
 	"encoding/xml"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
@@ -69,20 +71,20 @@ type boundSession struct {
 // replayBind restarts the upstream stream and replays the Bind2 request as
 // classic requests, all in one write: bind, carbons, SM enable, CSI, and
 // the initial presence. It then reads until every answer is in.
-func (s *session) replayBind(a *authenticate) (*boundSession, error) {
+func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error) {
 	up := s.up
 	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	up.fr.Reset(nil)
 	rawFeatures, _, err := up.readHeaderAndFeatures()
 	if err != nil {
-		return nil, fmt.Errorf("%w: after auth: %w", ErrUpstream, err)
+		return nil, nil, fmt.Errorf("%w: after auth: %w", ErrUpstream, err)
 	}
 	var feats postAuthFeatures
 	_ = xml.Unmarshal(rawFeatures, &feats)
 	if feats.Bind == nil {
-		return nil, fmt.Errorf("%w: upstream offers no resource binding", ErrUpstream)
+		return nil, nil, fmt.Errorf("%w: upstream offers no resource binding", ErrUpstream)
 	}
 	bind := a.Bind
 	if bind == nil {
@@ -107,82 +109,49 @@ func (s *session) replayBind(a *authenticate) (*boundSession, error) {
 	if bind.Presence != nil {
 		req = appendPresence(req, bind.Presence)
 	}
+	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
+	req = st.appendOptionalRequests(req, bind)
 	if err := writeAll(up.conn, req); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
-	return s.readBindAnswers(feats.SM != nil)
+	if err := st.run(s.handshakeDeadline); err != nil {
+		return nil, nil, err
+	}
+	if st.out.jid == "" {
+		return nil, nil, fmt.Errorf("%w: bind failed", ErrUpstream)
+	}
+	return st.out, st, nil
 }
 
-// appendPresence renders the inline initial presence for the upstream,
-// without addressing: it is the session's broadcast presence.
-func appendPresence(b []byte, p *rawXML) []byte {
-	b = append(b, "<presence"...)
-	for _, a := range p.Attrs {
-		if a.Name.Space == "" && a.Name.Local == "id" || a.Name.Space == "xml" && a.Name.Local == "lang" {
-			b = append(b, ' ')
-			if a.Name.Space != "" {
-				b = append(b, "xml:"...)
-			}
-			b = append(b, a.Name.Local...)
-			b = append(b, "='"...)
-			b = appendEscaped(b, a.Value)
-			b = append(b, '\'')
-		}
-	}
-	b = append(b, '>')
-	b = append(b, bytes.TrimSpace(p.Inner)...)
-	return append(b, "</presence>"...)
-}
-
-// readBindAnswers reads the upstream until the bind and carbons results and
-// the SM answer are in, keeping every other stanza for the client.
-func (s *session) readBindAnswers(wantSM bool) (*boundSession, error) {
-	out := &boundSession{}
-	gotBind, gotCarbons, gotSM := false, false, !wantSM
-	for !gotBind || !gotCarbons || !gotSM {
-		u, err := s.up.fr.Next()
-		if err != nil {
-			return nil, fmt.Errorf("%w: during bind: %w", ErrUpstream, err)
-		}
-		if u.Kind != UnitElement {
-			if u.Kind == UnitStreamClose {
-				return nil, fmt.Errorf("%w: closed the stream during bind", ErrUpstream)
-			}
+// appendOptionalRequests adds the archive metadata query, the MUC joins and
+// the catch-up queries to the pipelined replay. Joins go before the room
+// archive queries: the server handles them in order.
+func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
+	req = append(req, "<iq type='get' id='"+idMetadata+"'><metadata xmlns='"+nsMAM+"'/></iq>"...)
+	for i, j := range bind.Joins {
+		if j.Room == "" || j.Nick == "" {
 			continue
 		}
-		name, xmlns := elementName(u.Raw)
-		switch {
-		case string(name) == "iq" && bytes.Contains(u.Raw, []byte(idBind)):
-			gotBind = true
-			if out.jid, err = boundJID(u.Raw); err != nil {
-				return nil, err
-			}
-		case string(name) == "iq" && bytes.Contains(u.Raw, []byte(idCarbons)):
-			gotCarbons = true
-			out.carbons = bytes.Contains(u.Raw, []byte("'result'")) || bytes.Contains(u.Raw, []byte(`"result"`))
-		case string(xmlns) == nsSM && string(name) == "enabled":
-			gotSM = true
-			start, _ := startOf(u.Raw)
-			out.smID = attr(start, "id")
-			out.smResume = attr(start, "resume") == "true" || attr(start, "resume") == "1"
-		case string(xmlns) == nsSM && string(name) == "failed":
-			gotSM = true
-		case string(xmlns) == nsSM && string(name) == "r":
-			if err := writeAll(s.up.conn, appendAck(nil, out.upIn)); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
-			}
-		case string(xmlns) == nsSM:
-			// Acks of the proxy's own stanzas need no answer.
-		case string(name) == "stream:error":
-			return nil, fmt.Errorf("%w: stream error during bind: %s", ErrUpstream, u.Raw)
-		default:
-			if out.smID != "" && isStanza(name) {
-				out.upIn++
-			}
-			out.pending = append(out.pending, bytes.Clone(u.Raw))
+		rj := &roomJoin{req: j, room: strings.ToLower(j.Room)}
+		req = append(req, mucJoin(j)...)
+		if j.After != "" {
+			rj.catchup = &archiveSync{to: j.Room, queryID: j.Room, idPrefix: "x2-room" + strconv.Itoa(i) + "-", after: j.After}
+		}
+		st.joins = append(st.joins, rj)
+	}
+	for _, j := range st.joins {
+		if j.catchup != nil {
+			req = append(req, j.catchup.request()...)
 		}
 	}
-	return out, nil
+	if sync := bind.Sync; sync != nil && (sync.After != "" || sync.Within != "") {
+		st.sync = &archiveSync{queryID: queryIDSync, idPrefix: queryIDSync + "-", after: sync.After}
+		if secs, err := strconv.Atoi(sync.Within); err == nil && secs > 0 && sync.After == "" {
+			st.sync.start = time.Now().Add(-time.Duration(secs) * time.Second)
+		}
+		req = append(req, st.sync.request()...)
+	}
+	return req
 }
 
 // boundJID reads the JID from a bind result.
@@ -199,7 +168,7 @@ func boundJID(raw []byte) (string, error) {
 
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
-func appendSuccess(b []byte, additionalData string, bs *boundSession, clientSM *smState) []byte {
+func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, clientSM *smState) []byte {
 	b = append(b, "<success xmlns='"+nsSASL2+"'>"...)
 	if additionalData != "" && additionalData != "=" {
 		b = append(b, "<additional-data>"...)
@@ -217,5 +186,31 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, clientSM *
 	if bs.carbons {
 		b = append(b, "<enabled xmlns='"+nsCarbons+"'/>"...)
 	}
+	b = st.appendBound(b)
 	return append(b, "</bound></success>"...)
+}
+
+// nsXML is what encoding/xml reports for the xml: prefix.
+const nsXML = "http://www.w3.org/XML/1998/namespace"
+
+// appendPresence renders the inline initial presence for the upstream,
+// without addressing: it is the session's broadcast presence.
+func appendPresence(b []byte, p *rawXML) []byte {
+	b = append(b, "<presence"...)
+	for _, a := range p.Attrs {
+		isLang := a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == nsXML)
+		if a.Name.Space == "" && a.Name.Local == "id" || isLang {
+			b = append(b, ' ')
+			if isLang {
+				b = append(b, "xml:"...)
+			}
+			b = append(b, a.Name.Local...)
+			b = append(b, "='"...)
+			b = appendEscaped(b, a.Value)
+			b = append(b, '\'')
+		}
+	}
+	b = append(b, '>')
+	b = append(b, bytes.TrimSpace(p.Inner)...)
+	return append(b, "</presence>"...)
 }

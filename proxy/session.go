@@ -32,9 +32,11 @@ type session struct {
 	directTLS bool
 	secure    bool
 
-	domain     string
-	lang       string
-	headerSent bool // the proxy's header for the current client stream
+	domain string
+	lang   string
+	// handshakeDeadline bounds negotiation, authentication and setup.
+	handshakeDeadline time.Time
+	headerSent        bool // the proxy's header for the current client stream
 
 	upCh chan upstreamResult
 	up   *upstreamLeg
@@ -161,6 +163,7 @@ func (s *session) abort(cause error) {
 // both legs have restarted their streams after a successful authentication.
 func (s *session) handshake() error {
 	deadline := time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Handshake))
+	s.handshakeDeadline = deadline
 	_ = s.conn.SetDeadline(deadline)
 	if s.ctx.Err() != nil { // shut down before the deadline was set
 		return context.Cause(s.ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -118,7 +119,7 @@ func (s *session) relaySASL2Response() error {
 // fresh features without bind or sm (there is no stream restart after
 // SASL2 success), and the stanzas that arrived during setup.
 func (s *session) bringOnline(a *authenticate, additional string) error {
-	bs, err := s.replayBind(a)
+	bs, st, err := s.replayBind(a)
 	if err != nil {
 		return err
 	}
@@ -131,13 +132,11 @@ func (s *session) bringOnline(a *authenticate, additional string) error {
 	}
 	s.v2 = v2
 	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
-	b := appendSuccess(nil, additional, bs, v2.client)
+	b := appendSuccess(nil, additional, bs, st, v2.client)
 	b = append(b, "<stream:features/>"...)
-	for _, p := range bs.pending {
-		if name, _ := elementName(p); isStanza(name) && v2.client != nil {
-			v2.client.out++
-		}
-		b = append(b, p...)
+	b, n := st.appendCatchup(b, bareJID(bs.jid))
+	if v2.client != nil {
+		v2.client.out += n
 	}
 	s.log.Info("2.0 session online", "jid", bs.jid, "sm", v2.client != nil, "carbons", bs.carbons)
 	return s.writeClient(b)
@@ -217,6 +216,11 @@ func (v *session2) fromUpstream(r *relay, raw []byte) bool {
 		v.mu.Unlock()
 	}
 	return true
+}
+
+func bareJID(jid string) string {
+	bare, _, _ := strings.Cut(jid, "/")
+	return bare
 }
 
 func appendAck(b []byte, h uint32) []byte {

@@ -1,0 +1,212 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+)
+
+var (
+	endIDRE    = regexp.MustCompile(`<end [^>]*\bid=['"]([^'"]+)['"]`)
+	stanzaIDRE = regexp.MustCompile(`<stanza-id[^>]*id=['"]([^'"]+)['"]`)
+	syncedRE   = regexp.MustCompile(`<synced xmlns='urn:xmpp:xmpp2:0' last='([^']*)' count='(\d+)' complete='(true|false)'/>`)
+)
+
+// archiveEnd logs user in with SASL2 and returns the archive's last id
+// from the <metadata/> in <bound/>.
+func archiveEnd(t *testing.T, e *env, user string) string {
+	t.Helper()
+	c := e.login2(t, user)
+	defer c.Close()
+	if !contains(c.Success, "<metadata xmlns='urn:xmpp:mam:2'") {
+		t.Fatalf("<bound/> has no archive metadata: %s", c.Success)
+	}
+	m := endIDRE.FindSubmatch(c.Success)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+// catchup reads what a freshly bound 2.0 session receives until <synced/>,
+// then a little longer, and returns the elements in order.
+func catchup(t *testing.T, c *harness.Client) (before [][]byte, synced []byte, after [][]byte) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for synced == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no <synced/> after %d elements", len(before))
+		}
+		b, err := c.WaitFor(wait, func([]byte) bool { return true })
+		if err != nil {
+			t.Fatalf("waiting for the catch-up: %v", err)
+		}
+		if bytes.HasPrefix(b, []byte("<synced")) {
+			synced = b
+		} else {
+			before = append(before, b)
+		}
+	}
+	return before, synced, c.Collect(500 * time.Millisecond)
+}
+
+func bodiesWith(els [][]byte, marker string) []string {
+	var out []string
+	re := regexp.MustCompile(`<body>([^<]*` + regexp.QuoteMeta(marker) + `[^<]*)</body>`)
+	for _, el := range els {
+		for _, m := range re.FindAllSubmatch(el, -1) {
+			out = append(out, string(m[1]))
+		}
+	}
+	return out
+}
+
+func TestSyncAfterDeliversMissedMessagesOnceInOrderBeforeSynced(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		bob := e.login(t, "bob")
+		// Make sure the archive has an end to sync after.
+		send(t, bob, fmt.Sprintf("<message to='alice@%s' type='chat'><body>before</body></message>", domain))
+		time.Sleep(300 * time.Millisecond)
+		after := archiveEnd(t, e, "alice")
+		if after == "" {
+			t.Fatal("no archive end id in <metadata/>")
+		}
+		marker := harness.NewID()
+		for i := 1; i <= 3; i++ {
+			send(t, bob, fmt.Sprintf("<message to='alice@%s' type='chat' id='m%d-%s'><body>missed %d %s</body></message>", domain, i, marker, i, marker))
+		}
+		time.Sleep(300 * time.Millisecond) // let the archive write land
+		alice := e.login2(t, "alice", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/><presence xmlns='jabber:client'/></bind>"
+		})
+		before, synced, later := catchup(t, alice)
+		got := bodiesWith(before, marker)
+		want := []string{"missed 1 " + marker, "missed 2 " + marker, "missed 3 " + marker}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("catch-up bodies %q, want %q in order", got, want)
+		}
+		for _, el := range before {
+			if contains(el, marker) && !contains(el, "queryid='x2-sync'") {
+				t.Errorf("catch-up message is not a MAM result with queryid x2-sync: %s", el)
+			}
+		}
+		m := syncedRE.FindSubmatch(synced)
+		if m == nil || string(m[2]) != "3" || string(m[3]) != "true" {
+			t.Fatalf("synced = %s, want count='3' complete='true'", synced)
+		}
+		if dup := bodiesWith(later, marker); len(dup) > 0 {
+			t.Fatalf("messages delivered again after <synced/> (offline flush not de-duplicated): %q", dup)
+		}
+	})
+}
+
+func TestSyncWithinDeliversTheRecentWindow(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		bob := e.login(t, "bob")
+		marker := harness.NewID()
+		send(t, bob, fmt.Sprintf("<message to='carol@%s' type='chat'><body>recent %s</body></message>", domain, marker))
+		time.Sleep(300 * time.Millisecond)
+		carol := e.login2(t, "carol", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><sync xmlns='urn:xmpp:xmpp2:0' within='120'/></bind>"
+		})
+		before, synced, _ := catchup(t, carol)
+		if got := bodiesWith(before, marker); len(got) != 1 {
+			t.Fatalf("catch-up within 120 s: bodies %q, want the one recent message", got)
+		}
+		if !contains(synced, "complete='true'") {
+			t.Fatalf("synced = %s", synced)
+		}
+	})
+}
+
+func TestInlineJoinEntersTheRoomAndReportsJoined(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		room := fmt.Sprintf("join-%s@%s", harness.NewID(), srv.MUCService())
+		erin := e.login(t, "erin")
+		send(t, erin, fmt.Sprintf("<presence to='%s/erin'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room))
+		waitFor(t, erin, "<presence", room+"/erin", "110")
+		configureOpenArchivedRoom(t, erin, room)
+		dave := e.login2(t, "dave", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><join xmlns='urn:xmpp:xmpp2:0' room='" + room + "' nick='dave'/></bind>"
+		})
+		if !contains(dave.Success, "<joined xmlns='urn:xmpp:xmpp2:0' room='"+room+"' nick='dave'/>") {
+			t.Fatalf("<bound/> lacks <joined/>: %s", dave.Success)
+		}
+		waitFor(t, erin, "<presence", room+"/dave")
+	})
+}
+
+func TestInlineJoinFailureIsReportedAndTheSessionStillComesUp(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		room := "nowhere@unknown-service." + domain
+		c := e.login2(t, "dave", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><join xmlns='urn:xmpp:xmpp2:0' room='" + room + "' nick='dave'/></bind>"
+		})
+		if !contains(c.Success, "<join-failed xmlns='urn:xmpp:xmpp2:0' room='"+room+"'><error") {
+			t.Fatalf("<bound/> lacks <join-failed/> with the error: %s", c.Success)
+		}
+		send(t, c, "<iq type='get' id='alive' to='"+domain+"'><ping xmlns='urn:xmpp:ping'/></iq>")
+		waitFor(t, c, "alive", "result")
+	})
+}
+
+func TestInlineJoinWithAfterSyncsTheRoomArchiveInsteadOfHistory(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		room := fmt.Sprintf("archive-%s@%s", harness.NewID(), srv.MUCService())
+		erin := e.login(t, "erin")
+		send(t, erin, fmt.Sprintf("<presence to='%s/erin'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room))
+		waitFor(t, erin, "<presence", room+"/erin", "110")
+		configureOpenArchivedRoom(t, erin, room)
+		marker := harness.NewID()
+		var ids []string
+		for i := 1; i <= 3; i++ {
+			send(t, erin, fmt.Sprintf("<message to='%s' type='groupchat'><body>room %d %s</body></message>", room, i, marker))
+			echo := waitFor(t, erin, "<message", fmt.Sprintf("room %d %s", i, marker))
+			m := stanzaIDRE.FindSubmatch(echo)
+			if m == nil {
+				t.Fatalf("room echo has no stanza-id: %s", echo)
+			}
+			ids = append(ids, string(m[1]))
+		}
+		dave := e.login2(t, "dave", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><join xmlns='urn:xmpp:xmpp2:0' room='" + room + "' nick='dave' after='" + ids[0] + "'/></bind>"
+		})
+		before, synced, _ := catchup(t, dave)
+		got := bodiesWith(before, marker)
+		want := []string{"room 2 " + marker, "room 3 " + marker}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("room catch-up %q, want %q (and no legacy history)", got, want)
+		}
+		for _, el := range before {
+			if contains(el, marker) && !contains(el, "queryid='"+room+"'") {
+				t.Errorf("room catch-up message lacks queryid=%s: %s", room, el)
+			}
+		}
+		if !contains(synced, "complete='true'") {
+			t.Fatalf("synced = %s", synced)
+		}
+	})
+}
+
+// configureOpenArchivedRoom submits the owner form so the room is unlocked
+// and archived (Prosody locks new rooms until configured).
+func configureOpenArchivedRoom(t *testing.T, owner *harness.Client, room string) {
+	t.Helper()
+	send(t, owner, "<iq type='set' id='cfg1' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'>"+
+		"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"+
+		"<field var='muc#roomconfig_enablearchiving'><value>1</value></field>"+
+		"<field var='mam'><value>1</value></field></x></query></iq>")
+	waitFor(t, owner, "cfg1")
+}

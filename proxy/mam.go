@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strconv"
+	"time"
+)
+
+// XEP-0313 (MAM), XEP-0059 (RSM) and XEP-0045 (MUC) pieces of the Bind2
+// replay.
+const (
+	nsMAM      = "urn:xmpp:mam:2"
+	nsRSM      = "http://jabber.org/protocol/rsm"
+	nsMUC      = "http://jabber.org/protocol/muc"
+	nsMUCUser  = "http://jabber.org/protocol/muc#user"
+	nsStanzaID = "urn:xmpp:sid:0"
+
+	queryIDSync = "x2-sync" // the contract's queryid for the account catch-up
+	idMetadata  = "x2-meta"
+	idMetaFirst = "x2-meta-first"
+	idMetaLast  = "x2-meta-last"
+	// syncPage is the RSM page size of catch-up queries.
+	syncPage = 100
+)
+
+// mamQuery renders a MAM query. to is "" for the account archive; after is
+// an archive id; start bounds a time window; before asks for the last page.
+func mamQuery(id, to, queryID, after string, start time.Time, max int, before bool) []byte {
+	b := []byte("<iq type='set' id='")
+	b = appendEscaped(b, id)
+	if to != "" {
+		b = append(b, "' to='"...)
+		b = appendEscaped(b, to)
+	}
+	b = append(b, "'><query xmlns='"+nsMAM+"' queryid='"...)
+	b = appendEscaped(b, queryID)
+	b = append(b, "'>"...)
+	if !start.IsZero() {
+		b = append(b, "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>"+nsMAM+"</value></field><field var='start'><value>"...)
+		b = append(b, start.UTC().Format(time.RFC3339)...)
+		b = append(b, "</value></field></x>"...)
+	}
+	b = append(b, "<set xmlns='"+nsRSM+"'><max>"...)
+	b = strconv.AppendInt(b, int64(max), 10)
+	b = append(b, "</max>"...)
+	switch {
+	case after != "":
+		b = append(b, "<after>"...)
+		b = appendEscaped(b, after)
+		b = append(b, "</after>"...)
+	case before:
+		b = append(b, "<before/>"...)
+	}
+	return append(b, "</set></query></iq>"...)
+}
+
+// mamResult is what the proxy reads from a MAM result message.
+type mamResult struct {
+	queryID, id, stamp string
+	inner              []byte // the forwarded message
+}
+
+// parseMAMResult recognises <message><result xmlns='urn:xmpp:mam:2'>.
+func parseMAMResult(raw []byte) (mamResult, bool) {
+	if !bytes.Contains(raw, []byte(nsMAM)) || !bytes.Contains(raw, []byte("<result")) {
+		return mamResult{}, false
+	}
+	var m struct {
+		Result *struct {
+			QueryID   string `xml:"queryid,attr"`
+			ID        string `xml:"id,attr"`
+			Forwarded struct {
+				Delay struct {
+					Stamp string `xml:"stamp,attr"`
+				} `xml:"urn:xmpp:delay delay"`
+				Message struct {
+					Inner []byte `xml:",innerxml"`
+				} `xml:"message"`
+			} `xml:"urn:xmpp:forward:0 forwarded"`
+		} `xml:"urn:xmpp:mam:2 result"`
+	}
+	if xml.Unmarshal(raw, &m) != nil || m.Result == nil {
+		return mamResult{}, false
+	}
+	r := m.Result
+	return mamResult{queryID: r.QueryID, id: r.ID, stamp: r.Forwarded.Delay.Stamp, inner: r.Forwarded.Message.Inner}, true
+}
+
+// mamFin is the outcome of one MAM query page.
+type mamFin struct {
+	ok       bool
+	complete bool
+	last     string
+}
+
+func parseMAMFin(raw []byte) mamFin {
+	var iq struct {
+		Type string `xml:"type,attr"`
+		Fin  *struct {
+			Complete string `xml:"complete,attr"`
+			Last     string `xml:"http://jabber.org/protocol/rsm set>last"`
+		} `xml:"urn:xmpp:mam:2 fin"`
+	}
+	if xml.Unmarshal(raw, &iq) != nil || iq.Type != "result" || iq.Fin == nil {
+		return mamFin{}
+	}
+	return mamFin{ok: true, complete: iq.Fin.Complete == "true" || iq.Fin.Complete == "1", last: iq.Fin.Last}
+}
+
+// dedupKey identifies a message for exactly-once delivery: the stanza-id
+// the account's archive assigned (XEP-0359), else the origin-id, else the
+// id attribute.
+func dedupKey(raw []byte, account string) string {
+	var m struct {
+		ID        string `xml:"id,attr"`
+		StanzaIDs []struct {
+			By string `xml:"by,attr"`
+			ID string `xml:"id,attr"`
+		} `xml:"urn:xmpp:sid:0 stanza-id"`
+		OriginID struct {
+			ID string `xml:"id,attr"`
+		} `xml:"urn:xmpp:sid:0 origin-id"`
+	}
+	if xml.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	for _, s := range m.StanzaIDs {
+		if s.By == account && s.ID != "" {
+			return "sid:" + s.ID
+		}
+	}
+	if m.OriginID.ID != "" {
+		return "oid:" + m.OriginID.ID
+	}
+	if m.ID != "" {
+		return "id:" + m.ID
+	}
+	return ""
+}
+
+// mucJoin renders a join with legacy history suppressed: the room archive
+// after 'after' replaces it (contract section 3).
+func mucJoin(j joinReq) []byte {
+	b := []byte("<presence to='")
+	b = appendEscaped(b, j.Room+"/"+j.Nick)
+	b = append(b, "'><x xmlns='"+nsMUC+"'><history maxchars='0'/>"...)
+	if j.Password != "" {
+		b = append(b, "<password>"...)
+		b = appendEscaped(b, j.Password)
+		b = append(b, "</password>"...)
+	}
+	return append(b, "</x></presence>"...)
+}

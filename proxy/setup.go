@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxCatchup bounds the messages one catch-up delivers; beyond it the
+// <synced/> says complete='false' and the client pages the rest itself.
+const maxCatchup = 2000
+
+// setupStepTimeout bounds each optional part of the Bind2 replay (archive
+// metadata, catch-up, MUC joins): past it the session comes up without
+// that part and reports it, instead of hanging.
+const setupStepTimeout = 10 * time.Second
+
+// archiveSync is one MAM catch-up: the account's or a room's.
+type archiveSync struct {
+	to, queryID, idPrefix string
+	after                 string
+	start                 time.Time
+	results               [][]byte
+	lastID                string
+	page                  int
+	done, complete        bool
+}
+
+func (a *archiveSync) request() []byte {
+	id := a.idPrefix + strconv.Itoa(a.page)
+	return mamQuery(id, a.to, a.queryID, a.after, a.start, syncPage, false)
+}
+
+// onFin handles a page's end and returns the next page's request, if any.
+func (a *archiveSync) onFin(fin mamFin) []byte {
+	if !fin.ok {
+		a.done = true
+		return nil
+	}
+	if fin.complete || fin.last == "" {
+		a.done, a.complete = true, true
+		return nil
+	}
+	if len(a.results) >= maxCatchup {
+		a.done = true
+		return nil
+	}
+	a.page++
+	a.after = fin.last
+	return a.request()
+}
+
+// roomJoin is one requested MUC join and its outcome.
+type roomJoin struct {
+	req      joinReq
+	room     string // bare room JID, lower case
+	done     bool
+	nick     string // the nick the room gave us
+	errXML   []byte // the <error/> of a failed join
+	catchup  *archiveSync
+	reported bool
+}
+
+// archiveMeta is the account archive's first and last entry.
+type archiveMeta struct {
+	raw                            []byte // a <metadata/> element, when the server has XEP-0313 metadata
+	startID, startTS, endID, endTS string
+	fallbackLeft                   int
+	done                           bool
+}
+
+// setupState collects the upstream's answers to the pipelined Bind2 replay.
+type setupState struct {
+	s        *session
+	out      *boundSession
+	wantSM   bool
+	gotBind  bool
+	gotCarb  bool
+	gotSM    bool
+	meta     archiveMeta
+	sync     *archiveSync
+	joins    []*roomJoin
+	followUp []byte // requests to send before reading on
+}
+
+func (st *setupState) requiredDone() bool { return st.gotBind && st.gotCarb && st.gotSM }
+
+func (st *setupState) allDone() bool {
+	if !st.requiredDone() || !st.meta.done || (st.sync != nil && !st.sync.done) {
+		return false
+	}
+	for _, j := range st.joins {
+		if !j.done || (j.catchup != nil && !j.catchup.done) {
+			return false
+		}
+	}
+	return true
+}
+
+// run reads until every answer is in. Optional parts that do not answer
+// within setupStepTimeout are given up and reported as failed.
+func (st *setupState) run(deadline time.Time) error {
+	stepDeadline := time.Now().Add(setupStepTimeout)
+	for !st.allDone() {
+		if len(st.followUp) > 0 {
+			if err := writeAll(st.s.up.conn, st.followUp); err != nil {
+				return fmt.Errorf("%w: %w", ErrUpstream, err)
+			}
+			st.followUp = nil
+		}
+		dl := deadline
+		if st.requiredDone() && stepDeadline.Before(dl) {
+			dl = stepDeadline
+		}
+		_ = st.s.up.conn.SetReadDeadline(dl)
+		u, err := st.s.up.fr.Next()
+		if err != nil {
+			if isTimeout(err) && st.requiredDone() {
+				st.giveUp()
+				return nil
+			}
+			return fmt.Errorf("%w: during bind: %w", ErrUpstream, err)
+		}
+		if u.Kind == UnitStreamClose {
+			return fmt.Errorf("%w: closed the stream during bind", ErrUpstream)
+		}
+		if u.Kind == UnitElement {
+			if err := st.dispatch(u.Raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// giveUp marks every unanswered optional part as failed.
+func (st *setupState) giveUp() {
+	st.s.log.Warn("upstream setup step timed out; the session comes up without it")
+	st.meta.done = true
+	if st.sync != nil && !st.sync.done {
+		st.sync.done = true
+	}
+	for _, j := range st.joins {
+		if !j.done {
+			j.done = true
+			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + nsStanzas + "'/></error>")
+		}
+		if j.catchup != nil {
+			j.catchup.done = true
+		}
+	}
+}
+
+func (st *setupState) dispatch(raw []byte) error {
+	name, xmlns := elementName(raw)
+	if st.out.smID != "" && isStanza(name) {
+		st.out.upIn++
+	}
+	switch {
+	case string(xmlns) == nsSM:
+		return st.onSM(string(name), raw)
+	case string(name) == "stream:error":
+		return fmt.Errorf("%w: stream error during bind: %s", ErrUpstream, raw)
+	case string(name) == "iq":
+		st.onIQ(raw)
+	case string(name) == "message":
+		st.onMessage(raw)
+	case string(name) == "presence":
+		st.onPresence(raw)
+	default:
+		st.out.pending = append(st.out.pending, bytes.Clone(raw))
+	}
+	return nil
+}
+
+func (st *setupState) onSM(name string, raw []byte) error {
+	switch name {
+	case "enabled":
+		st.gotSM = true
+		start, _ := startOf(raw)
+		st.out.smID = attr(start, "id")
+		st.out.smResume = attr(start, "resume") == "true" || attr(start, "resume") == "1"
+	case "failed":
+		st.gotSM = true
+	case "r":
+		if err := writeAll(st.s.up.conn, appendAck(nil, st.out.upIn)); err != nil {
+			return fmt.Errorf("%w: %w", ErrUpstream, err)
+		}
+	}
+	return nil
+}
+
+func (st *setupState) onIQ(raw []byte) {
+	start, _ := startOf(raw)
+	id, typ := attr(start, "id"), attr(start, "type")
+	switch {
+	case id == idBind:
+		st.gotBind = true
+		jid, err := boundJID(raw)
+		if err == nil {
+			st.out.jid = jid
+		}
+	case id == idCarbons:
+		st.gotCarb = true
+		st.out.carbons = typ == "result"
+	case id == idMetadata:
+		st.onMetadata(raw, typ)
+	case id == idMetaFirst || id == idMetaLast:
+		if st.meta.fallbackLeft--; st.meta.fallbackLeft <= 0 {
+			st.meta.done = true
+		}
+	case st.sync != nil && strings.HasPrefix(id, st.sync.idPrefix):
+		st.followUp = append(st.followUp, st.sync.onFin(parseMAMFin(raw))...)
+	default:
+		for _, j := range st.joins {
+			if j.catchup != nil && strings.HasPrefix(id, j.catchup.idPrefix) {
+				st.followUp = append(st.followUp, j.catchup.onFin(parseMAMFin(raw))...)
+				return
+			}
+		}
+		st.out.pending = append(st.out.pending, bytes.Clone(raw))
+	}
+}
+
+// onMetadata keeps XEP-0313 metadata, or falls back to two one-item RSM
+// queries (first and last) on servers without it, such as ejabberd 23.01.
+func (st *setupState) onMetadata(raw []byte, typ string) {
+	if typ == "result" {
+		if i := bytes.Index(raw, []byte("<metadata")); i >= 0 {
+			if j := bytes.LastIndex(raw, []byte("</iq>")); j > i {
+				st.meta.raw = bytes.Clone(raw[i:j])
+			}
+		}
+		st.meta.done = true
+		return
+	}
+	st.meta.fallbackLeft = 2
+	st.followUp = append(st.followUp, mamQuery(idMetaFirst, "", idMetaFirst, "", time.Time{}, 1, false)...)
+	st.followUp = append(st.followUp, mamQuery(idMetaLast, "", idMetaLast, "", time.Time{}, 1, true)...)
+}
+
+func (st *setupState) onMessage(raw []byte) {
+	res, ok := parseMAMResult(raw)
+	if !ok {
+		st.out.pending = append(st.out.pending, bytes.Clone(raw))
+		return
+	}
+	switch {
+	case res.queryID == idMetaFirst:
+		st.meta.startID, st.meta.startTS = res.id, res.stamp
+	case res.queryID == idMetaLast:
+		st.meta.endID, st.meta.endTS = res.id, res.stamp
+	case st.sync != nil && res.queryID == st.sync.queryID:
+		st.sync.results = append(st.sync.results, bytes.Clone(raw))
+		st.sync.lastID = res.id
+	default:
+		for _, j := range st.joins {
+			if j.catchup != nil && res.queryID == j.catchup.queryID {
+				j.catchup.results = append(j.catchup.results, bytes.Clone(raw))
+				j.catchup.lastID = res.id
+				return
+			}
+		}
+		// A late page of a query given up on: nobody asked for it now.
+	}
+}
+
+// onPresence settles MUC joins: the self-presence (status 110) means
+// joined, a presence error means the join failed. Every presence,
+// including the self-presence, is also live traffic for the client.
+func (st *setupState) onPresence(raw []byte) {
+	start, _ := startOf(raw)
+	from := attr(start, "from")
+	bareFrom, nick, _ := strings.Cut(from, "/")
+	for _, j := range st.joins {
+		if j.done || !strings.EqualFold(bareFrom, j.room) {
+			continue
+		}
+		switch {
+		case attr(start, "type") == "error":
+			j.done = true
+			j.errXML = errorChild(raw)
+			return // the client learns it from <join-failed/>
+		case bytes.Contains(raw, []byte("code='110'")) || bytes.Contains(raw, []byte(`code="110"`)):
+			j.done, j.nick = true, nick
+		}
+	}
+	st.out.pending = append(st.out.pending, bytes.Clone(raw))
+}
+
+// errorChild returns the <error/> element of a stanza, or a generic one.
+func errorChild(raw []byte) []byte {
+	i := bytes.Index(raw, []byte("<error"))
+	j := bytes.LastIndex(raw, []byte("</error>"))
+	if i < 0 || j < i {
+		return []byte("<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>")
+	}
+	return bytes.Clone(raw[i : j+len("</error>")])
+}
+
+// appendBound adds the <bound/> children that depend on the setup answers:
+// archive metadata and the MUC join outcomes.
+func (st *setupState) appendBound(b []byte) []byte {
+	switch {
+	case st.meta.raw != nil:
+		b = append(b, st.meta.raw...)
+	case st.meta.startID != "" || st.meta.endID != "":
+		b = append(b, "<metadata xmlns='"+nsMAM+"'>"...)
+		b = appendMetaItem(b, "start", st.meta.startID, st.meta.startTS)
+		b = appendMetaItem(b, "end", st.meta.endID, st.meta.endTS)
+		b = append(b, "</metadata>"...)
+	case st.meta.done:
+		b = append(b, "<metadata xmlns='"+nsMAM+"'/>"...)
+	}
+	for _, j := range st.joins {
+		if j.errXML != nil {
+			b = append(b, "<join-failed xmlns='"+nsXMPP2+"' room='"...)
+			b = appendEscaped(b, j.req.Room)
+			b = append(b, "'>"...)
+			b = append(b, j.errXML...)
+			b = append(b, "</join-failed>"...)
+			continue
+		}
+		b = append(b, "<joined xmlns='"+nsXMPP2+"' room='"...)
+		b = appendEscaped(b, j.req.Room)
+		b = append(b, "' nick='"...)
+		b = appendEscaped(b, j.nick)
+		b = append(b, "'/>"...)
+	}
+	return b
+}
+
+func appendMetaItem(b []byte, name, id, ts string) []byte {
+	b = append(b, "<"+name+" id='"...)
+	b = appendEscaped(b, id)
+	b = append(b, "' timestamp='"...)
+	b = appendEscaped(b, ts)
+	return append(b, "'/>"...)
+}
+
+// appendCatchup emits the catch-up in the contract's order (section 4):
+// the account archive, each room's archive, <synced/>, then the stanzas
+// held during setup minus those the catch-up already delivered. It returns
+// the stanzas written, for the client leg's SM counter.
+func (st *setupState) appendCatchup(b []byte, account string) ([]byte, uint32) {
+	var n uint32
+	seen := map[string]bool{}
+	emit := func(raw []byte) {
+		b = append(b, raw...)
+		n++
+	}
+	wantSynced := st.sync != nil || len(st.joins) > 0
+	complete := true
+	count, last := 0, ""
+	if st.sync != nil {
+		for _, r := range st.sync.results {
+			if res, ok := parseMAMResult(r); ok {
+				seen["sid:"+res.id] = true
+			}
+			emit(r)
+		}
+		count, last, complete = len(st.sync.results), st.sync.lastID, st.sync.complete
+	}
+	for _, j := range st.joins {
+		if j.catchup == nil {
+			continue
+		}
+		for _, r := range j.catchup.results {
+			emit(r)
+		}
+		complete = complete && j.catchup.complete
+	}
+	if wantSynced {
+		b = append(b, "<synced xmlns='"+nsXMPP2+"' last='"...)
+		b = appendEscaped(b, last)
+		b = append(b, "' count='"...)
+		b = strconv.AppendInt(b, int64(count), 10)
+		b = append(b, "' complete='"...)
+		b = strconv.AppendBool(b, complete)
+		b = append(b, "'/>"...)
+	}
+	for _, p := range st.out.pending {
+		if k := dedupKey(p, account); k != "" && seen[k] {
+			continue // already delivered by the catch-up
+		}
+		emit(p)
+	}
+	return b, n
+}
