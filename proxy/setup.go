@@ -54,13 +54,12 @@ func (a *archiveSync) onFin(fin mamFin) []byte {
 
 // roomJoin is one requested MUC join and its outcome.
 type roomJoin struct {
-	req      joinReq
-	room     string // bare room JID, lower case
-	done     bool
-	nick     string // the nick the room gave us
-	errXML   []byte // the <error/> of a failed join
-	catchup  *archiveSync
-	reported bool
+	req     joinReq
+	room    string // bare room JID, lower case
+	done    bool
+	nick    string // the nick the room gave us
+	errXML  []byte // the <error/> of a failed join
+	catchup *archiveSync
 }
 
 // archiveMeta is the account archive's first and last entry.
