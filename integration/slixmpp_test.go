@@ -15,21 +15,34 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
 )
 
-// slixEvent is one JSON line printed by clients/classic.py.
-type slixEvent struct {
-	Event string   `json:"event"`
-	JID   string   `json:"jid"`
-	From  string   `json:"from"`
-	Body  string   `json:"body"`
-	Items []string `json:"items"`
+// clientEvent is one JSON line printed by a real-client driver
+// (clients/classic.py, clients/xmppjs/client.mjs).
+type clientEvent struct {
+	Event     string   `json:"event"`
+	JID       string   `json:"jid"`
+	From      string   `json:"from"`
+	Body      string   `json:"body"`
+	Items     []string `json:"items"`
+	XML       string   `json:"xml"`
+	Profile   string   `json:"profile"`
+	Name      string   `json:"name"`
+	Error     string   `json:"error"`
+	Condition string   `json:"condition"`
+	ID        string   `json:"id"`
 }
 
 // runSlixmpp starts the real slixmpp client and streams its events.
-func runSlixmpp(t *testing.T, args ...string) (<-chan slixEvent, func() error) {
+func runSlixmpp(t *testing.T, args ...string) (<-chan clientEvent, func() error) {
 	t.Helper()
 	script, _ := filepath.Abs("clients/classic.py")
+	return runClient(t, "/usr/bin/python3", append([]string{script}, args...)...)
+}
+
+// runClient starts a driver process and streams the JSON events it prints.
+func runClient(t *testing.T, name string, args ...string) (<-chan clientEvent, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", append([]string{script}, args...)...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -39,12 +52,13 @@ func runSlixmpp(t *testing.T, args ...string) (<-chan slixEvent, func() error) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	events := make(chan slixEvent, 32)
+	events := make(chan clientEvent, 64)
 	go func() {
 		defer close(events)
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
-			var ev slixEvent
+			var ev clientEvent
 			if json.Unmarshal(sc.Bytes(), &ev) == nil {
 				events <- ev
 			}
@@ -53,7 +67,7 @@ func runSlixmpp(t *testing.T, args ...string) (<-chan slixEvent, func() error) {
 	wait := func() error {
 		defer cancel()
 		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("slixmpp: %w\n%s", err, stderr.String())
+			return fmt.Errorf("%s: %w\n%s", filepath.Base(name), err, stderr.String())
 		}
 		return nil
 	}
@@ -61,23 +75,23 @@ func runSlixmpp(t *testing.T, args ...string) (<-chan slixEvent, func() error) {
 	return events, wait
 }
 
-func nextEvent(t *testing.T, events <-chan slixEvent, want string) slixEvent {
+func nextEvent(t *testing.T, events <-chan clientEvent, want string) clientEvent {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				t.Fatalf("slixmpp exited before %q", want)
+				t.Fatalf("the client exited before %q", want)
 			}
 			if ev.Event == want {
 				return ev
 			}
-			if ev.Event == "failed_auth" || ev.Event == "timeout" {
-				t.Fatalf("slixmpp: %s while waiting for %q", ev.Event, want)
+			if ev.Event == "failed_auth" || ev.Event == "timeout" || ev.Event == "error" {
+				t.Fatalf("the client reported %s (%s) while waiting for %q", ev.Event, ev.Error, want)
 			}
 		case <-timeout:
-			t.Fatalf("no %q event from slixmpp", want)
+			t.Fatalf("no %q event from the client", want)
 		}
 	}
 }

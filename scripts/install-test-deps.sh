@@ -9,6 +9,7 @@ command -v prosody >/dev/null || need_apt+=(prosody)
 command -v ejabberdctl >/dev/null || need_apt+=(ejabberd)
 /usr/bin/python3 -c 'import slixmpp' 2>/dev/null || need_apt+=(python3-slixmpp)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v node >/dev/null || need_apt+=(nodejs npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -24,6 +25,13 @@ fi
 # The Debian packages start no service here (no systemd), but make sure no
 # stray system instance holds the ports or the Erlang node names we use.
 pgrep -x prosody >/dev/null && echo "note: a system prosody is running; tests use their own ports" >&2 || true
+
+# The real SASL2 + Bind2 client, pinned by its lock file.
+xmppjs="$(dirname "$0")/../integration/clients/xmppjs"
+if [ ! -d "$xmppjs/node_modules/@xmpp/client" ]; then
+  echo "installing @xmpp/client ..."
+  npm ci --prefix "$xmppjs" --no-audit --no-fund --loglevel=error
+fi
 
 gobin=$(go env GOPATH)/bin
 if [ ! -x "$gobin/staticcheck" ]; then
