@@ -280,10 +280,12 @@ func (s *session) openClientStream() error {
 	s.domain, s.lang = domain, h.lang
 	if s.upCh == nil {
 		s.upCh = make(chan upstreamResult, 1)
-		go func() {
-			up, err := s.srv.dialUpstream(s.ctx, s.domain, s.lang)
-			s.upCh <- upstreamResult{up, err}
-		}()
+		// The dial gets its own copies: the stream fields are rewritten
+		// on every restart while it runs.
+		go func(ctx context.Context, ch chan<- upstreamResult, domain, lang string) {
+			up, err := s.srv.dialUpstream(ctx, domain, lang)
+			ch <- upstreamResult{up, err}
+		}(s.ctx, s.upCh, domain, h.lang)
 	}
 	return nil
 }
