@@ -55,7 +55,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 			p := startExternalProxy(b, e, bin)
 			defer p.stop()
 			direct := [2]*harness.Client{e.login(b, "alice", directTo(srv)), e.login(b, "bob", directTo(srv))}
-			proxied := [2]*harness.Client{e.loginAt(b, p.addr, "alice"), e.loginAt(b, p.addr, "bob")}
+			proxied := [2]*harness.Client{e.loginAt(b, p.addr, "alice", false), e.loginAt(b, p.addr, "bob", false)}
 			defer closeAll(proxied[:])
 			var elapsed [2]time.Duration
 			var cpu time.Duration
@@ -188,12 +188,16 @@ func BenchmarkIdleSessionRSS(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := &env{srv: srv, cert: cert}
-	var perSession []float64
-	for b.Loop() {
-		perSession = append(perSession, idleRSSOnce(b, e, bin))
+	for _, kind := range []string{"classic", "sasl2-bind2"} {
+		b.Run(kind, func(b *testing.B) {
+			var perSession []float64
+			for b.Loop() {
+				perSession = append(perSession, idleRSSOnce(b, e, bin, kind == "sasl2-bind2"))
+			}
+			slices.Sort(perSession)
+			b.ReportMetric(perSession[len(perSession)/2], "KiB/idle-session")
+		})
 	}
-	slices.Sort(perSession)
-	b.ReportMetric(perSession[len(perSession)/2], "KiB/idle-session")
 }
 
 // externalProxy is the xmpp2proxy binary running as its own process, so
@@ -244,18 +248,18 @@ func (p *externalProxy) cpuTime(tb testing.TB) time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
-func idleRSSOnce(b *testing.B, e *env, bin string) float64 {
+func idleRSSOnce(b *testing.B, e *env, bin string, sasl2 bool) float64 {
 	p := startExternalProxy(b, e, bin)
 	defer p.stop()
 	// Warm up TLS, the allocator and the runtime's first arenas.
 	for i := 0; i < 20; i++ {
-		e.loginAt(b, p.addr, "dave").Close()
+		e.loginAt(b, p.addr, "dave", sasl2).Close()
 	}
 	time.Sleep(300 * time.Millisecond)
 	before := rssKiB(b, p.cmd.Process.Pid)
 	clients := make([]*harness.Client, 0, idleSessions)
 	for i := 0; i < idleSessions; i++ {
-		clients = append(clients, e.loginAt(b, p.addr, accounts[i%len(accounts)]))
+		clients = append(clients, e.loginAt(b, p.addr, accounts[i%len(accounts)], sasl2))
 	}
 	time.Sleep(500 * time.Millisecond)
 	after := rssKiB(b, p.cmd.Process.Pid)
@@ -266,12 +270,16 @@ func idleRSSOnce(b *testing.B, e *env, bin string) float64 {
 }
 
 // loginAt logs user in through a proxy at addr.
-func (e *env) loginAt(tb testing.TB, addr, user string) *harness.Client {
+func (e *env) loginAt(tb testing.TB, addr, user string, sasl2 bool) *harness.Client {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: user, Password: password,
-		Mechanism: "SCRAM-SHA-1", TLS: e.cert.ClientConfig(domain)})
+	l := harness.Login{Addr: addr, Domain: domain, User: user, Password: password,
+		Mechanism: "SCRAM-SHA-1", TLS: e.cert.ClientConfig(domain)}
+	if sasl2 {
+		l.SASL2, l.Inline = true, bind2SM
+	}
+	c, err := harness.Dial(ctx, l)
 	if err != nil {
 		tb.Fatalf("login %s: %v", user, err)
 	}

@@ -39,7 +39,7 @@ type Login struct {
 	Inline      string
 	UserAgentID string
 	// Pipeline sends <authenticate/> right after the stream header, before
-	// the features arrive (direct TLS or plaintext only).
+	// the features arrive (after the TLS handshake with STARTTLS).
 	Pipeline bool
 }
 
@@ -103,14 +103,16 @@ func (c *Client) login(l Login) error {
 		c.Conn = tc
 	}
 	c.fr = proxy.NewFramer(bufio.NewReader(c.Conn), proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
-	if l.Pipeline {
+	if l.Pipeline && (l.DirectTLS || l.TLS == nil) {
 		return c.pipelined(l)
 	}
 	if err := c.OpenStream(l.Domain); err != nil {
 		return err
 	}
 	if l.TLS != nil && !l.DirectTLS {
-		if err := c.startTLS(l); err != nil {
+		if err := c.startTLS(l); errors.Is(err, errPipelined) {
+			return c.pipelined(l)
+		} else if err != nil {
 			return err
 		}
 	}
@@ -181,8 +183,15 @@ func (c *Client) startTLS(l Login) error {
 	}
 	c.Conn = tc
 	c.fr.Reset(bufio.NewReader(tc))
+	if l.Pipeline && l.SASL2 {
+		return errPipelined
+	}
 	return c.OpenStream(l.Domain)
 }
+
+// errPipelined tells login that startTLS left the new stream for the
+// pipelined SASL2 path to open.
+var errPipelined = errors.New("pipelined")
 
 var mechanisms = map[string]sasl.Mechanism{
 	"PLAIN": sasl.Plain, "SCRAM-SHA-1": sasl.ScramSha1, "SCRAM-SHA-256": sasl.ScramSha256,

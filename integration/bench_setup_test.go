@@ -1,0 +1,191 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+)
+
+// BenchmarkSessionSetup measures the time from TCP connect to a synced
+// session: authenticated, bound, carbons and SM enabled, initial presence
+// sent, a catch-up of 50 archived messages, and 3 MUC joins. The 2.0 client
+// does it through the proxy with SASL2 + Bind2 (the <authenticate/>
+// pipelined after the stream header); the classic client does every step
+// directly against the same server, as classic clients do: each step waits
+// for its answer, the three joins go together. A loopback relay adds
+// oneWay latency in each direction between the client and whatever it
+// dials; the proxy sits next to the server, as deployed.
+func BenchmarkSessionSetup(b *testing.B) {
+	const oneWay = 25 * time.Millisecond
+	for _, srv := range servers {
+		b.Run(srv.Name(), func(b *testing.B) {
+			e := startProxy(b, srv)
+			fx := newSetupFixture(b, e, srv)
+			for _, variant := range setupVariants {
+				transport, mech := variant[0], variant[1]
+				b.Run(transport+"/"+mech, func(b *testing.B) {
+					direct := transport == "direct-tls"
+					serverAddr, proxyAddr := srv.Addr(), e.proxy.Addr().String()
+					if direct {
+						serverAddr, proxyAddr = srv.DirectTLSAddr(), e.proxy.DirectTLSAddr().String()
+					}
+					toServer := newRelay(b, serverAddr, oneWay)
+					toProxy := newRelay(b, proxyAddr, oneWay)
+					var classic, x2 time.Duration
+					for b.Loop() {
+						classic += fx.classicSetup(b, toServer.Addr(), direct, mech)
+						x2 += fx.x2Setup(b, toProxy.Addr(), direct, mech)
+					}
+					rtt := 2 * oneWay
+					n := time.Duration(b.N)
+					b.ReportMetric(float64((classic / n).Milliseconds()), "classic-ms")
+					b.ReportMetric(float64((x2 / n).Milliseconds()), "x2-ms")
+					b.ReportMetric(float64(classic/n)/float64(rtt), "classic-RTTs")
+					b.ReportMetric(float64(x2/n)/float64(rtt), "x2-RTTs")
+					b.ReportMetric(float64(classic)/float64(x2), "speedup")
+				})
+			}
+		})
+	}
+}
+
+func newRelay(b *testing.B, target string, oneWay time.Duration) *harness.DelayRelay {
+	r, err := harness.NewDelayRelay(target, oneWay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(r.Close)
+	return r
+}
+
+// setupVariants are the transports and mechanisms measured: SCRAM costs
+// two SASL round trips in both profiles, PLAIN (offered on TLS) one.
+var setupVariants = [][2]string{
+	{"direct-tls", "PLAIN"}, {"direct-tls", "SCRAM-SHA-1"},
+	{"starttls", "PLAIN"}, {"starttls", "SCRAM-SHA-1"},
+}
+
+const (
+	setupUser     = "frank"
+	setupMessages = 50
+	setupRooms    = 3
+)
+
+// setupFixture is an account with setupMessages archived after a known
+// archive id, and setupRooms open rooms.
+type setupFixture struct {
+	e     *env
+	after string
+	rooms []string
+}
+
+func newSetupFixture(b *testing.B, e *env, srv harness.Server) *setupFixture {
+	fx := &setupFixture{e: e}
+	peer := e.login(b, "grace")
+	send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat'><body>before the window</body></message>", setupUser, domain))
+	time.Sleep(300 * time.Millisecond)
+	c := e.login2(b, setupUser)
+	m := endIDRE.FindSubmatch(c.Success)
+	c.Close()
+	if m == nil {
+		b.Fatalf("no archive end: %s", c.Success)
+	}
+	fx.after = string(m[1])
+	for i := 0; i < setupMessages; i++ {
+		send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat' id='w%d'><body>in the window %d</body></message>", setupUser, domain, i, i))
+	}
+	for i := 0; i < setupRooms; i++ {
+		room := fmt.Sprintf("bench%d-%s@%s", i, harness.NewID(), srv.MUCService())
+		send(b, peer, fmt.Sprintf("<presence to='%s/grace'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room))
+		waitFor(b, peer, "<presence", room+"/grace", "110")
+		send(b, peer, "<iq type='set' id='cfg-"+room+"' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'>"+
+			"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field></x></query></iq>")
+		waitFor(b, peer, "cfg-"+room)
+		fx.rooms = append(fx.rooms, room)
+	}
+	time.Sleep(300 * time.Millisecond) // archive writes land
+	return fx
+}
+
+var mamResultRE = regexp.MustCompile(`queryid='x2-bench'`)
+
+// classicSetup does every step the classic way, each waiting for its
+// answer: TLS (STARTTLS or direct), SASL, restart, bind, carbons,
+// SM enable, presence, a MAM query, then three joins together.
+func (fx *setupFixture) classicSetup(b *testing.B, addr string, directTLS bool, mech string) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: setupUser, Password: password,
+		Mechanism: mech, TLS: &tls.Config{InsecureSkipVerify: true}, DirectTLS: directTLS, Resource: "classic"}) //nolint:gosec // test server
+	if err != nil {
+		b.Fatalf("classic login: %v", err)
+	}
+	defer c.Close()
+	send(b, c, "<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+	waitFor(b, c, "carbons")
+	send(b, c, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	waitFor(b, c, "<enabled")
+	send(b, c, "<presence/>")
+	send(b, c, "<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='x2-bench'><set xmlns='http://jabber.org/protocol/rsm'><max>100</max><after>"+fx.after+"</after></set></query></iq>")
+	results := 0
+	for {
+		el := waitFor(b, c, "")
+		if mamResultRE.Match(el) {
+			results++
+		}
+		if contains(el, "id='mam'") {
+			break
+		}
+	}
+	if results != setupMessages {
+		b.Fatalf("classic MAM query returned %d messages, want %d", results, setupMessages)
+	}
+	for _, room := range fx.rooms {
+		send(b, c, fmt.Sprintf("<presence to='%s/classic'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room))
+	}
+	for joined := 0; joined < len(fx.rooms); {
+		if el := waitFor(b, c, "<presence"); contains(el, "110") {
+			joined++
+		}
+	}
+	return time.Since(start)
+}
+
+// x2Setup does the same with one SASL2 + Bind2 request through the proxy.
+func (fx *setupFixture) x2Setup(b *testing.B, addr string, directTLS bool, mech string) time.Duration {
+	var joins strings.Builder
+	for _, room := range fx.rooms {
+		fmt.Fprintf(&joins, "<join xmlns='urn:xmpp:xmpp2:0' room='%s' nick='x2'/>", room)
+	}
+	inline := "<bind xmlns='urn:xmpp:bind:0'><tag>bench</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/>" +
+		"<enable xmlns='urn:xmpp:carbons:2'/><sync xmlns='urn:xmpp:xmpp2:0' after='" + fx.after + "'/>" +
+		"<presence xmlns='jabber:client'/>" + joins.String() + "</bind>"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: setupUser, Password: password,
+		Mechanism: mech, TLS: fx.e.cert.ClientConfig(domain), DirectTLS: directTLS,
+		SASL2: true, Pipeline: true, Inline: inline})
+	if err != nil {
+		b.Fatalf("2.0 login: %v", err)
+	}
+	defer c.Close()
+	synced := waitFor(b, c, "<synced")
+	elapsed := time.Since(start)
+	if m := syncedRE.FindSubmatch(synced); m == nil || string(m[2]) != fmt.Sprint(setupMessages) {
+		b.Fatalf("synced = %s, want count='%d'", synced, setupMessages)
+	}
+	if n := strings.Count(string(c.Success), "<joined "); n != setupRooms {
+		b.Fatalf("%d rooms joined, want %d: %s", n, setupRooms, c.Success)
+	}
+	return elapsed
+}
