@@ -197,3 +197,55 @@ func subscribeBothWays(t *testing.T, e *env, a, b string) {
 	cb.Close()
 	time.Sleep(100 * time.Millisecond)
 }
+
+func TestBind2CarbonsEnableDeliversSentCarbonsFromOtherResources(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		x2 := e.login2(t, "alice", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><enable xmlns='urn:xmpp:carbons:2'/><presence xmlns='jabber:client'/></bind>"
+		})
+		if !contains(x2.Success, "<enabled xmlns='urn:xmpp:carbons:2'/>") {
+			t.Fatalf("<bound/> lacks carbons <enabled/>: %s", x2.Success)
+		}
+		desk := e.login(t, "alice")
+		goOnline(t, desk)
+		body := "sent from the desk " + harness.NewID()
+		send(t, desk, fmt.Sprintf("<message to='bob@%s' type='chat'><body>%s</body></message>", domain, body))
+		waitFor(t, x2, "<sent xmlns='urn:xmpp:carbons:2'>", body)
+	})
+}
+
+func TestBind2InactiveStartsTheSessionInactive(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		subscribeBothWays(t, e, "frank", "grace")
+		frank := e.login2(t, "frank", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>pocket</tag><inactive xmlns='urn:xmpp:csi:0'/><presence xmlns='jabber:client'/></bind>"
+		})
+		// Whatever the setup brought, and the server's grace period: any
+		// bytes from the session (the proxy's SM ack of the server's <r/>
+		// included) keep Prosody's CSI active for csi_resume_inactive_delay.
+		frank.Collect(1500 * time.Millisecond)
+		grace := e.login(t, "grace")
+		status := "busy " + harness.NewID()
+		send(t, grace, "<presence><status>"+status+"</status></presence>")
+		// Inactive: the server holds the contact's presence back ...
+		for _, el := range frank.Collect(time.Second) {
+			if contains(el, status) {
+				t.Fatalf("presence reached an inactive session at once: %s", el)
+			}
+		}
+		// ... until something important, a message, flushes it.
+		body := "wake up " + harness.NewID()
+		send(t, grace, fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", frank.JID, body))
+		got := frank.Collect(2 * time.Second)
+		var sawPresence, sawMessage bool
+		for _, el := range got {
+			sawPresence = sawPresence || contains(el, status)
+			sawMessage = sawMessage || contains(el, body)
+		}
+		if !sawMessage || !sawPresence {
+			t.Fatalf("after the message: message %v, held presence %v", sawMessage, sawPresence)
+		}
+	})
+}
