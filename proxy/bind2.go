@@ -168,16 +168,18 @@ func boundJID(raw []byte) (string, error) {
 
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
-func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, clientSM *smState) []byte {
+func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, clientSM *smState, resumeFailed bool) []byte {
 	b = append(b, "<success xmlns='"+nsSASL2+"'>"...)
-	if additionalData != "" && additionalData != "=" {
-		b = append(b, "<additional-data>"...)
-		b = appendEscaped(b, additionalData)
-		b = append(b, "</additional-data>"...)
-	}
+	b = appendAdditional(b, additionalData)
 	b = append(b, "<authorization-identifier>"...)
 	b = appendEscaped(b, bs.jid)
-	b = append(b, "</authorization-identifier><bound xmlns='"+nsBind2+"'>"...)
+	b = append(b, "</authorization-identifier>"...)
+	if resumeFailed {
+		// Before <bound/>: xmpp.js handles <success/>'s children in
+		// order and would otherwise drop the new session's SM state.
+		b = append(b, "<failed xmlns='"+nsSM+"'><item-not-found xmlns='"+nsStanzas+"'/></failed>"...)
+	}
+	b = append(b, "<bound xmlns='"+nsBind2+"'>"...)
 	if clientSM != nil {
 		b = append(b, "<enabled xmlns='"+nsSM+"' id='"...)
 		b = appendEscaped(b, clientSM.id)
@@ -192,6 +194,17 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 
 // nsXML is what encoding/xml reports for the xml: prefix.
 const nsXML = "http://www.w3.org/XML/1998/namespace"
+
+// appendAdditional adds SASL's additional success data (the SCRAM
+// server-final message), when there is any.
+func appendAdditional(b []byte, data string) []byte {
+	if data == "" || data == "=" {
+		return b
+	}
+	b = append(b, "<additional-data>"...)
+	b = appendEscaped(b, data)
+	return append(b, "</additional-data>"...)
+}
 
 // appendPresence renders the inline initial presence for the upstream,
 // without addressing: it is the session's broadcast presence.

@@ -63,6 +63,12 @@ type LimitsConfig struct {
 	MaxPreauthBytes int `yaml:"max_preauth_bytes"`
 	// MaxDepth caps element nesting inside one stanza.
 	MaxDepth int `yaml:"max_depth"`
+	// MaxDetachedSessions caps the 2.0 sessions held for resumption; the
+	// oldest is closed to make room.
+	MaxDetachedSessions int `yaml:"max_detached_sessions"`
+	// MaxUnacked caps the stanzas a 2.0 client has not acknowledged; past
+	// it the session ends (<policy-violation/>) rather than grow.
+	MaxUnacked int `yaml:"max_unacked"`
 }
 
 // TimeoutsConfig holds the proxy's timeouts.
@@ -77,6 +83,9 @@ type TimeoutsConfig struct {
 	UpstreamDial Duration `yaml:"upstream_dial"`
 	// Close is how long to wait for the peer's </stream:stream>.
 	Close Duration `yaml:"close"`
+	// Resume is how long a vanished 2.0 client's session is held, its
+	// upstream leg open, for XEP-0198 resumption.
+	Resume Duration `yaml:"resume"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in YAML.
@@ -108,6 +117,9 @@ func DefaultConfig() Config {
 			MaxStanzaBytes:  256 << 10,
 			MaxPreauthBytes: 10000,
 			MaxDepth:        64,
+
+			MaxDetachedSessions: 10000,
+			MaxUnacked:          10000,
 		},
 		Timeouts: TimeoutsConfig{
 			Handshake:    Duration(30 * time.Second),
@@ -115,6 +127,7 @@ func DefaultConfig() Config {
 			Write:        Duration(30 * time.Second),
 			UpstreamDial: Duration(10 * time.Second),
 			Close:        Duration(5 * time.Second),
+			Resume:       Duration(5 * time.Minute),
 		},
 		QueueSize: 32,
 	}
@@ -199,9 +212,16 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 	if c.Limits.MaxDepth < 8 {
 		bad("limits.max_depth", "%d is below 8", c.Limits.MaxDepth)
 	}
+	if c.Limits.MaxDetachedSessions < 1 {
+		bad("limits.max_detached_sessions", "must be at least 1")
+	}
+	if c.Limits.MaxUnacked < 16 {
+		bad("limits.max_unacked", "%d is below 16", c.Limits.MaxUnacked)
+	}
 	for name, d := range map[string]Duration{
 		"timeouts.handshake": c.Timeouts.Handshake, "timeouts.write": c.Timeouts.Write,
 		"timeouts.upstream_dial": c.Timeouts.UpstreamDial, "timeouts.close": c.Timeouts.Close,
+		"timeouts.resume": c.Timeouts.Resume,
 	} {
 		if d <= 0 {
 			bad(name, "must be positive")

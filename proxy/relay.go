@@ -28,6 +28,9 @@ type relay struct {
 	ending   bool // the end of the session has been decided
 	closedIn [2]bool
 	flushing atomic.Int32 // writers that still flush before the end
+
+	wg       sync.WaitGroup // every relay goroutine
+	clientWG sync.WaitGroup // the client leg's reader and writer
 }
 
 type relayLeg struct {
@@ -36,6 +39,9 @@ type relayLeg struct {
 	fr   *Framer
 	out  chan []byte // nil item: flush and stop
 	idle time.Duration
+	// gone is closed when a 2.0 client leg detaches for resumption; a new
+	// one comes with each attachment.
+	gone chan struct{}
 }
 
 const maxBatch = 64 << 10
@@ -66,13 +72,103 @@ func (s *session) runRelay() {
 		s.handshakeFailed(context.Cause(s.ctx))
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); r.writeLoop(&r.client) }()
-	go func() { defer wg.Done(); r.writeLoop(&r.up) }()
-	go func() { defer wg.Done(); r.readLoop(&r.up, &r.client) }()
-	r.readLoop(&r.client, &r.up)
-	wg.Wait()
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); r.writeLoop(&r.up) }()
+	go func() { defer r.wg.Done(); r.readLoop(&r.up, &r.client) }()
+	r.startClient()
+	r.wg.Wait()
+}
+
+// startClient runs the client leg's reader and writer.
+func (r *relay) startClient() {
+	r.mu.Lock()
+	r.client.gone = make(chan struct{})
+	r.mu.Unlock()
+	r.wg.Add(2)
+	r.clientWG.Add(2)
+	go func() { defer r.wg.Done(); defer r.clientWG.Done(); r.writeLoop(&r.client) }()
+	go func() { defer r.wg.Done(); defer r.clientWG.Done(); r.readLoop(&r.client, &r.up) }()
+}
+
+// detached reports whether the client leg is gone, waiting for resumption.
+func (r *relay) detached() bool {
+	r.mu.Lock()
+	gone := r.client.gone
+	r.mu.Unlock()
+	if gone == nil {
+		return false
+	}
+	select {
+	case <-gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// tryDetach keeps a resumable 2.0 session alive when its client vanishes:
+// the upstream leg stays open and the relay waits in the resumption cache.
+func (r *relay) tryDetach() bool {
+	v := r.s.v2
+	if v == nil {
+		return false
+	}
+	r.mu.Lock()
+	if r.ending || !v.detach() {
+		r.mu.Unlock()
+		return false
+	}
+	close(r.client.gone)
+	r.mu.Unlock()
+	r.s.closeClient()
+	r.s.srv.detached.Put(v.client.id, bareJID(v.jid), r)
+	r.s.log.Info("2.0 client vanished; session held for resumption", "jid", v.jid)
+	return true
+}
+
+// attach gives a detached session the connection of a client that resumed
+// it: the unacked stanzas are replayed after the greeting, then the client
+// leg runs again. It reports false when the session can no longer resume.
+func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []byte) bool {
+	r.clientWG.Wait() // the old client leg's goroutines are gone
+	r.mu.Lock()
+	ending := r.ending
+	r.mu.Unlock()
+	if ending {
+		return false
+	}
+	// Anything still queued for the old connection is in unacked and
+	// comes again in the greeting; nothing new is queued while detached.
+	for len(r.client.out) > 0 {
+		<-r.client.out
+	}
+	greeting, upH, ok := r.s.v2.resumeGreeting(h, success)
+	if !ok {
+		return false
+	}
+	s := r.s
+	s.mu.Lock()
+	s.rawConn, s.conn, s.fr = ns.rawConn, ns.conn, ns.fr
+	s.mu.Unlock()
+	r.client.conn, r.client.fr = ns.conn, ns.fr
+	_ = ns.writeClient(greeting) // a failure shows up in the new writer
+	if s.v2.up != nil {
+		r.send(&r.up, appendAck(nil, upH))
+	}
+	r.startClient()
+	return true
+}
+
+// dropDetached ends a detached session: its upstream stream is closed
+// without acking what the client never acked, so the server's own offline
+// and bounce handling takes over (contract section 7).
+func (r *relay) dropDetached() {
+	if !r.claimEnd(1) {
+		return
+	}
+	r.s.log.Info("resumption window over; closing the upstream session")
+	r.send(&r.up, []byte(streamEnd))
+	r.send(&r.up, nil)
 }
 
 func (r *relay) other(l *relayLeg) *relayLeg {
@@ -167,6 +263,9 @@ func (r *relay) send(dst *relayLeg, b []byte) bool {
 }
 
 func (r *relay) writeLoop(l *relayLeg) {
+	r.mu.Lock()
+	gone := l.gone
+	r.mu.Unlock()
 	var batch []byte
 	dead := false // the peer failed after the end was decided: discard
 	write := func(b []byte) bool {
@@ -185,6 +284,8 @@ func (r *relay) writeLoop(l *relayLeg) {
 		select {
 		case b = <-l.out:
 		case <-r.s.ctx.Done():
+			return
+		case <-gone:
 			return
 		}
 		if b == nil {
@@ -243,10 +344,19 @@ func (r *relay) claimEnd(n int) bool {
 // endAfterFlush ends the session once the given legs' writers have written
 // everything queued so far.
 func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
-	if !r.claimEnd(len(legs)) {
+	live := legs[:0:0]
+	for _, l := range legs {
+		if l.idx == 1 || !r.detached() {
+			live = append(live, l)
+		}
+	}
+	if !r.claimEnd(len(live)) {
 		return false
 	}
-	for _, l := range legs {
+	if len(live) == 0 {
+		r.s.cancel(nil)
+	}
+	for _, l := range live {
 		r.send(l, nil)
 	}
 	return true
@@ -257,6 +367,10 @@ func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
 // which keeps its stream-management session resumable) and ends. Only the
 // first decision to end the session sends anything.
 func (r *relay) terminate(se *StreamError, closeUpstream bool) {
+	if r.detached() {
+		r.dropDetached()
+		return
+	}
 	n := 1
 	if closeUpstream {
 		n = 2
@@ -308,6 +422,9 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 	if r.s.ctx.Err() != nil {
 		return // the session is ending and closed this socket
 	}
+	if src.idx == 0 && r.detached() {
+		return // this client leg is gone; the session waits for a resume
+	}
 	se := asStreamError(err)
 	if src.idx == 1 {
 		r.s.log.Info("upstream failed", "err", err)
@@ -322,6 +439,9 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 		se = streamErr(CondConnectionTimeout, "idle for too long")
 	}
 	if se == nil {
+		if r.detached() || r.tryDetach() {
+			return // a resumable 2.0 session waits for its client
+		}
 		// The client vanished without closing its stream: drop the
 		// upstream socket too, so the server keeps a resumable
 		// stream-management session exactly as if the client had
@@ -345,6 +465,9 @@ func (r *relay) writeFailed(l *relayLeg, err error) bool {
 		// drains its queue without writing, so that its flush marker
 		// still counts and no sender blocks on it.
 		return true
+	}
+	if l.idx == 0 && r.tryDetach() {
+		return false
 	}
 	r.s.log.Info("write failed", "leg", []string{"client", "upstream"}[l.idx], "err", err)
 	r.s.cancel(err)

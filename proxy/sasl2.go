@@ -47,6 +47,19 @@ type bindReq struct {
 	Sync     *syncReq  `xml:"urn:xmpp:xmpp2:0 sync"`
 	Presence *rawXML   `xml:"presence"` // jabber:client per the contract; any namespace accepted
 	Joins    []joinReq `xml:"urn:xmpp:xmpp2:0 join"`
+	// Resume inside <bind/> (the draft); XEP-0198 puts it in <authenticate/>.
+	Resume *smResume `xml:"urn:xmpp:sm:3 resume"`
+}
+
+// resumeRequest returns the inline resumption request, wherever it came.
+func (a *authenticate) resumeRequest() *smResume {
+	if a.Resume != nil {
+		return a.Resume
+	}
+	if a.Bind != nil {
+		return a.Bind.Resume
+	}
+	return nil
 }
 
 type smEnable struct {

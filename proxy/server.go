@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/sessioncache"
 )
 
 // readBufSize is the read buffer per leg. The framer works with any size;
@@ -26,6 +28,8 @@ type Server struct {
 	tls     *tls.Config // client-facing; nil without a certificate
 	domains map[string]bool
 	secret  []byte // keys the Bind2 resource hash
+	// detached holds 2.0 sessions whose client vanished, for resumption.
+	detached *sessioncache.Cache[*relay]
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -56,6 +60,11 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true
+	}
+	var err error
+	s.detached, err = sessioncache.New(cfg.Limits.MaxDetachedSessions, time.Duration(cfg.Timeouts.Resume), (*relay).dropDetached)
+	if err != nil {
+		return nil, err
 	}
 	s.secret = []byte(cfg.Secret)
 	if cfg.Secret == "" {
@@ -170,6 +179,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.closeListeners()
+	s.detached.Close() // closes their upstream streams
 	for _, sess := range sessions {
 		sess.shutdown()
 	}

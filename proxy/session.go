@@ -47,6 +47,8 @@ type session struct {
 
 	mu    sync.Mutex
 	relay *relay // set once relaying
+	// handedOff: the client connection now belongs to a resumed session.
+	handedOff bool
 }
 
 type upstreamResult struct {
@@ -88,7 +90,9 @@ func (s *session) run() {
 	defer s.drainUpstreamDial()
 	s.log.Debug("connected", "direct_tls", s.directTLS)
 	if err := s.handshake(); err != nil {
-		s.handshakeFailed(err)
+		if !errors.Is(err, errHandedOff) {
+			s.handshakeFailed(err)
+		}
 		return
 	}
 	s.runRelay()
@@ -100,10 +104,19 @@ func (s *session) run() {
 func (s *session) closeConns() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rawConn.Close()
+	if !s.handedOff {
+		s.rawConn.Close()
+	}
 	if s.up != nil {
 		s.up.conn.Close()
 	}
+}
+
+// closeClient closes only the client connection, when it detaches.
+func (s *session) closeClient() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rawConn.Close()
 }
 
 // wake unblocks the session goroutine once the context ends. A shutdown

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,7 +27,30 @@ type session2 struct {
 	jid    string
 	client *smState // nil until the client enables SM
 	up     *smState // nil when SM is not enabled upstream
+	// resumable: the client asked for resumption when enabling SM.
+	resumable bool
+	// detached: the client leg is gone and the session waits in the
+	// resumption cache; stanzas for the client only go to unacked.
+	detached bool
+	// unacked holds the stanzas sent to the client that it has not acked
+	// yet, oldest first: they are replayed on resumption.
+	unacked []outStanza
+	// upDone is the h the proxy reports upstream: upstream stanzas the
+	// client has acked, or that never go to it (contract section 7).
+	upDone     uint32
+	maxUnacked int
 }
+
+// outStanza is one stanza sent to the client: its client-leg sequence
+// number and, when it came from upstream, its upstream one.
+type outStanza struct {
+	seq, upSeq uint32
+	raw        []byte
+}
+
+// requestEvery is how many unacked stanzas make the proxy ask the client
+// for an ack.
+const requestEvery = 16
 
 // authenticate2 relays a SASL2 exchange to the upstream in RFC 6120
 // framing. On success it replays the Bind2 request upstream and answers with
@@ -57,7 +81,55 @@ func (s *session) authenticate2(raw []byte, deadline time.Time) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, s.bringOnline(a, additional)
+	resumeFailed := false
+	if prev := a.resumeRequest(); prev != nil {
+		if s.resume(a, prev, additional) {
+			return true, errHandedOff
+		}
+		resumeFailed = true
+	}
+	return true, s.bringOnline(a, additional, resumeFailed)
+}
+
+// errHandedOff ends a session whose client connection now belongs to a
+// resumed session's relay.
+var errHandedOff = errors.New("connection handed to a resumed session")
+
+// resume hands this connection to the detached session the client asks
+// for, if this account owns it and it is still held. The upstream leg this
+// connection authenticated on is then not needed and is closed.
+func (s *session) resume(a *authenticate, prev *smResume, additional string) bool {
+	user := a.saslUsername()
+	h, err := strconv.ParseUint(prev.H, 10, 32)
+	if user == "" || err != nil {
+		return false
+	}
+	r, ok := s.srv.detached.Take(prev.PrevID, user+"@"+s.domain)
+	if !ok {
+		return false
+	}
+	success := func(v *session2, resumed []byte) []byte {
+		b := []byte("<success xmlns='" + nsSASL2 + "'>")
+		b = appendAdditional(b, additional)
+		b = append(b, "<authorization-identifier>"...)
+		b = appendEscaped(b, v.jid)
+		b = append(b, "</authorization-identifier>"...)
+		b = append(b, resumed...)
+		return append(b, "</success><stream:features/>"...)
+	}
+	_ = s.conn.SetDeadline(time.Time{})
+	if !r.attach(s, uint32(h), success) {
+		r.dropDetached()
+		return false
+	}
+	s.mu.Lock()
+	up := s.up
+	s.up, s.handedOff = nil, true
+	s.mu.Unlock()
+	_ = writeAll(up.conn, []byte(streamEnd))
+	up.conn.Close()
+	s.log.Info("2.0 session resumed", "previd", prev.PrevID)
+	return true
 }
 
 // relaySASL2 runs the challenge/response loop. It returns the upstream's
@@ -118,25 +190,32 @@ func (s *session) relaySASL2Response() error {
 // bringOnline replays Bind2 upstream and sends the client <success/>,
 // fresh features without bind or sm (there is no stream restart after
 // SASL2 success), and the stanzas that arrived during setup.
-func (s *session) bringOnline(a *authenticate, additional string) error {
+func (s *session) bringOnline(a *authenticate, additional string, resumeFailed bool) error {
 	bs, st, err := s.replayBind(a)
 	if err != nil {
 		return err
 	}
-	v2 := &session2{jid: bs.jid}
+	// Stanzas the upstream sent during setup are done upstream at once: the
+	// catch-up part of them is archived, so nothing is lost if the client
+	// vanishes before acking them.
+	v2 := &session2{jid: bs.jid, upDone: bs.upIn, maxUnacked: s.srv.cfg.Limits.MaxUnacked}
 	if bs.smID != "" {
 		v2.up = &smState{id: bs.smID, in: bs.upIn}
 	}
 	if a.Bind != nil && a.Bind.SM != nil {
 		v2.client = &smState{id: newStreamID()}
+		v2.resumable = a.Bind.SM.Resume == "true" || a.Bind.SM.Resume == "1"
 	}
 	s.v2 = v2
 	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
-	b := appendSuccess(nil, additional, bs, st, v2.client)
+	b := appendSuccess(nil, additional, bs, st, v2.client, resumeFailed)
 	b = append(b, "<stream:features/>"...)
-	b, n := st.appendCatchup(b, bareJID(bs.jid))
+	b, sent := st.appendCatchup(b, bareJID(bs.jid))
 	if v2.client != nil {
-		v2.client.out += n
+		for _, raw := range sent {
+			v2.client.out++
+			v2.unacked = append(v2.unacked, outStanza{seq: v2.client.out, raw: raw})
+		}
 	}
 	s.log.Info("2.0 session online", "jid", bs.jid, "sm", v2.client != nil, "carbons", bs.carbons)
 	return s.writeClient(b)
@@ -147,7 +226,7 @@ func (s *session) bringOnline(a *authenticate, additional string) error {
 func (v *session2) fromClient(r *relay, raw []byte) bool {
 	name, xmlns := elementName(raw)
 	if string(xmlns) == nsSM {
-		v.clientSM(r, string(name))
+		v.clientSM(r, string(name), raw)
 		return false
 	}
 	if isStanza(name) {
@@ -163,19 +242,25 @@ func (v *session2) fromClient(r *relay, raw []byte) bool {
 	return true
 }
 
-func (v *session2) clientSM(r *relay, name string) {
+func (v *session2) clientSM(r *relay, name string, raw []byte) {
 	v.mu.Lock()
-	var reply []byte
+	var reply, upReply []byte
 	switch name {
 	case "r":
 		if v.client != nil {
 			reply = appendAck(nil, v.client.in)
 		}
 	case "a":
-		// Acks are the basis of resumption, which is not offered yet.
+		if h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32); err == nil {
+			if upH, advanced := v.clientAcked(uint32(h)); advanced {
+				upReply = appendAck(nil, upH)
+			}
+		}
 	case "enable":
 		if v.client == nil {
 			v.client = &smState{id: newStreamID()}
+			resume := string(attrValue(raw, "resume"))
+			v.resumable = resume == "true" || resume == "1"
 			reply = []byte("<enabled xmlns='" + nsSM + "' id='" + v.client.id + "' resume='true'/>")
 		} else {
 			reply = smFailed("unexpected-request")
@@ -187,6 +272,24 @@ func (v *session2) clientSM(r *relay, name string) {
 	if reply != nil {
 		r.send(&r.client, reply)
 	}
+	if upReply != nil {
+		r.send(&r.up, upReply)
+	}
+}
+
+// clientAcked drops what the client acknowledged with h and reports the
+// new upstream h when it advanced, so the upstream learns at once.
+// Called with v.mu held.
+func (v *session2) clientAcked(h uint32) (uint32, bool) {
+	i := 0
+	before := v.upDone
+	for ; i < len(v.unacked) && v.unacked[i].seq <= h; i++ {
+		if up := v.unacked[i].upSeq; up > v.upDone {
+			v.upDone = up
+		}
+	}
+	v.unacked = v.unacked[i:]
+	return v.upDone, v.upDone != before && v.up != nil
 }
 
 // fromUpstream applies the upstream leg's stream management and reports
@@ -196,26 +299,72 @@ func (v *session2) fromUpstream(r *relay, raw []byte) bool {
 	if string(xmlns) == nsSM {
 		if string(name) == "r" {
 			v.mu.Lock()
-			var h uint32
-			if v.up != nil {
-				h = v.up.in
-			}
+			h := v.upDone
 			v.mu.Unlock()
 			r.send(&r.up, appendAck(nil, h))
 		}
 		return false
 	}
-	if isStanza(name) {
-		v.mu.Lock()
-		if v.up != nil {
-			v.up.in++
-		}
-		if v.client != nil {
-			v.client.out++
-		}
-		v.mu.Unlock()
+	if !isStanza(name) {
+		return true
 	}
+	v.mu.Lock()
+	var upSeq uint32
+	if v.up != nil {
+		v.up.in++
+		upSeq = v.up.in
+	}
+	if v.client == nil {
+		v.upDone = upSeq // nobody acks on the client leg: done when sent
+		v.mu.Unlock()
+		return true
+	}
+	v.client.out++
+	v.unacked = append(v.unacked, outStanza{seq: v.client.out, upSeq: upSeq, raw: bytes.Clone(raw)})
+	forward, overflow := !v.detached, len(v.unacked) > v.maxUnacked
+	ask := forward && len(v.unacked)%requestEvery == 0
+	v.mu.Unlock()
+	switch {
+	case overflow:
+		r.terminate(streamErr(CondPolicyViolation, "too many unacknowledged stanzas"), true)
+		return false
+	case ask:
+		r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
+	}
+	return forward
+}
+
+// detach marks the client leg gone if the session can be resumed.
+func (v *session2) detach() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.client == nil || !v.resumable || v.detached {
+		return false
+	}
+	v.detached = true
 	return true
+}
+
+// resumeGreeting reattaches the session: it drops what the client says it
+// received (h) and returns <resumed/> plus every stanza to replay.
+func (v *session2) resumeGreeting(h uint32, success func(*session2, []byte) []byte) ([]byte, uint32, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if h > v.client.out {
+		return nil, 0, false // the client claims more than was sent
+	}
+	v.clientAcked(h)
+	resumed := []byte("<resumed xmlns='" + nsSM + "' previd='")
+	resumed = appendEscaped(resumed, v.client.id)
+	resumed = append(resumed, "' h='"...)
+	resumed = strconv.AppendUint(resumed, uint64(v.client.in), 10)
+	resumed = append(resumed, "'/>"...)
+	b := success(v, resumed)
+	for _, u := range v.unacked {
+		b = append(b, u.raw...)
+	}
+	v.detached = false
+	return b, v.upDone, true
 }
 
 func bareJID(jid string) string {

@@ -342,13 +342,15 @@ func appendMetaItem(b []byte, name, id, ts string) []byte {
 // appendCatchup emits the catch-up in the contract's order (section 4):
 // the account archive, each room's archive, <synced/>, then the stanzas
 // held during setup minus those the catch-up already delivered. It returns
-// the stanzas written, for the client leg's SM counter.
-func (st *setupState) appendCatchup(b []byte, account string) ([]byte, uint32) {
-	var n uint32
+// the stanzas written, in order, for the client leg's stream management.
+func (st *setupState) appendCatchup(b []byte, account string) ([]byte, [][]byte) {
+	var sent [][]byte
 	seen := map[string]bool{}
 	emit := func(raw []byte) {
 		b = append(b, raw...)
-		n++
+		if name, _ := elementName(raw); isStanza(name) {
+			sent = append(sent, raw)
+		}
 	}
 	wantSynced := st.sync != nil || len(st.joins) > 0
 	complete := true
@@ -386,5 +388,5 @@ func (st *setupState) appendCatchup(b []byte, account string) ([]byte, uint32) {
 		}
 		emit(p)
 	}
-	return b, n
+	return b, sent
 }

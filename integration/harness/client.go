@@ -58,7 +58,10 @@ type Client struct {
 	PreAuthFeatures []byte
 	// Success is the SASL2 <success/> element, as received.
 	Success []byte
-	fr      *proxy.Framer
+	// Received counts the stanzas read since SASL2 success: the h of
+	// XEP-0198 for a client whose stream management began there.
+	Received uint32
+	fr       *proxy.Framer
 }
 
 // SASLError is a <failure/> from the server.
@@ -323,7 +326,7 @@ func (c *Client) finishSASL2(l Login, neg *sasl.Negotiator) error {
 				return err
 			}
 		case "success":
-			c.Success, c.JID = b, el.AuthzID
+			c.Success, c.JID, c.Received = b, el.AuthzID, 0
 			if strings.HasPrefix(l.Mechanism, "SCRAM") {
 				data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Additional))
 				if _, _, err := neg.Step(data); err != nil {
@@ -416,6 +419,10 @@ func (c *Client) Next() ([]byte, error) {
 		}
 		switch u.Kind {
 		case proxy.UnitElement:
+			switch {
+			case bytes.HasPrefix(u.Raw, []byte("<message")), bytes.HasPrefix(u.Raw, []byte("<presence")), bytes.HasPrefix(u.Raw, []byte("<iq")):
+				c.Received++
+			}
 			return bytes.Clone(u.Raw), nil
 		case proxy.UnitStreamClose:
 			return nil, ErrStreamClosed
