@@ -34,14 +34,15 @@ func TestXMPPJSLogsInWithSASL2AndBind2(t *testing.T) {
 		bob := e.login(t, "bob")
 		goOnline(t, bob)
 		out := "from xmpp.js " + harness.NewID()
-		events, wait := runXMPPJS(t, e, "alice", "--to", bob.JID, "--message", out, "--expect", "1")
+		// henry is used by this test only: nothing stale waits offline.
+		events, wait := runXMPPJS(t, e, "henry", "--to", bob.JID, "--message", out, "--expect", "1")
 		auth := nextEvent(t, events, "authenticate")
 		if !strings.Contains(auth.XML, "urn:xmpp:sasl:2") || !strings.Contains(auth.XML, "urn:xmpp:bind:0") {
 			t.Fatalf("xmpp.js did not send SASL2 with Bind2: %s", auth.XML)
 		}
 		online := nextEvent(t, events, "online")
 		if !resourceRE.MatchString(online.JID) {
-			t.Fatalf("xmpp.js online as %q, want alice@localhost/mobile.HASH", online.JID)
+			t.Fatalf("xmpp.js online as %q, want henry@localhost/mobile.HASH", online.JID)
 		}
 		nextEvent(t, events, "sm_enabled")
 		waitFor(t, bob, "<message", out)

@@ -66,6 +66,7 @@ type boundSession struct {
 	// reflections, offline messages): the client gets them after <success>.
 	pending [][]byte
 	upIn    uint32 // upstream stanzas counted by SM since <enabled/>
+	upOut   uint32 // stanzas the proxy sent upstream after <enable/>
 }
 
 // replayBind restarts the upstream stream and replays the Bind2 request as
@@ -103,6 +104,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		// covered by the proxy's own stream management on this leg.
 		req = append(req, "<enable xmlns='"+nsSM+"' resume='true'/>"...)
 	}
+	enableEnd := len(req)
 	if bind.Inactive != nil && feats.CSI != nil {
 		req = append(req, "<inactive xmlns='"+nsCSI+"'/>"...)
 	}
@@ -111,6 +113,9 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	}
 	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
 	req = st.appendOptionalRequests(req, bind)
+	if feats.SM != nil {
+		st.out.upOut = countStanzas(req[enableEnd:])
+	}
 	if err := writeAll(up.conn, req); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}

@@ -1,6 +1,9 @@
 package proxy
 
-import "bytes"
+import (
+	"bufio"
+	"bytes"
+)
 
 // elementName returns the qualified name of a framed element's start tag
 // and the value of its xmlns attribute, by scanning bytes: the hot path of a
@@ -53,4 +56,21 @@ func isStanza(name []byte) bool {
 		return true
 	}
 	return false
+}
+
+// countStanzas counts the stanzas in a run of top-level elements the proxy
+// wrote itself, for the upstream leg's XEP-0198 count.
+func countStanzas(b []byte) uint32 {
+	f := NewFramer(bufio.NewReader(bytes.NewReader(b)), Limits{MaxBytes: len(b) + 1, MaxDepth: 64})
+	f.inStream = true
+	var n uint32
+	for {
+		u, err := f.Next()
+		if err != nil {
+			return n
+		}
+		if name, _ := elementName(u.Raw); u.Kind == UnitElement && isStanza(name) {
+			n++
+		}
+	}
 }

@@ -39,6 +39,12 @@ type session2 struct {
 	// client has acked, or that never go to it (contract section 7).
 	upDone     uint32
 	maxUnacked int
+	// upBase is how many stanzas the proxy itself sent upstream after
+	// enabling SM there: the client's stanza k is the upstream's upBase+k.
+	upBase uint32
+	// clientAsked counts the client's <r/> waiting for the upstream's <a/>:
+	// the proxy acks a client stanza only once the upstream acked it.
+	clientAsked int
 }
 
 // outStanza is one stanza sent to the client: its client-leg sequence
@@ -198,7 +204,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	// Stanzas the upstream sent during setup are done upstream at once: the
 	// catch-up part of them is archived, so nothing is lost if the client
 	// vanishes before acking them.
-	v2 := &session2{jid: bs.jid, upDone: bs.upIn, maxUnacked: s.srv.cfg.Limits.MaxUnacked}
+	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upBase: bs.upOut, maxUnacked: s.srv.cfg.Limits.MaxUnacked}
 	if bs.smID != "" {
 		v2.up = &smState{id: bs.smID, in: bs.upIn}
 	}
@@ -247,8 +253,14 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 	var reply, upReply []byte
 	switch name {
 	case "r":
-		if v.client != nil {
+		switch {
+		case v.client == nil:
+		case v.up == nil:
 			reply = appendAck(nil, v.client.in)
+		default:
+			if v.clientAsked++; v.clientAsked == 1 {
+				upReply = []byte("<r xmlns='" + nsSM + "'/>")
+			}
 		}
 	case "a":
 		if h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32); err == nil {
@@ -297,12 +309,7 @@ func (v *session2) clientAcked(h uint32) (uint32, bool) {
 func (v *session2) fromUpstream(r *relay, raw []byte) bool {
 	name, xmlns := elementName(raw)
 	if string(xmlns) == nsSM {
-		if string(name) == "r" {
-			v.mu.Lock()
-			h := v.upDone
-			v.mu.Unlock()
-			r.send(&r.up, appendAck(nil, h))
-		}
+		v.upstreamSM(r, string(name), raw)
 		return false
 	}
 	if !isStanza(name) {
@@ -332,6 +339,32 @@ func (v *session2) fromUpstream(r *relay, raw []byte) bool {
 		r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
 	}
 	return forward
+}
+
+// upstreamSM answers the upstream's <r/> with what the client acked, and
+// turns the upstream's <a/> into the answer to the client's pending <r/>.
+func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
+	v.mu.Lock()
+	var toUp, toClient []byte
+	switch name {
+	case "r":
+		toUp = appendAck(nil, v.upDone)
+	case "a":
+		h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32)
+		if err == nil && v.clientAsked > 0 && v.client != nil {
+			acked := min(uint32(max(int64(h)-int64(v.upBase), 0)), v.client.in)
+			toClient = appendAck(nil, acked)
+			v.clientAsked = 0
+		}
+	}
+	detached := v.detached
+	v.mu.Unlock()
+	if toUp != nil {
+		r.send(&r.up, toUp)
+	}
+	if toClient != nil && !detached {
+		r.send(&r.client, toClient)
+	}
 }
 
 // detach marks the client leg gone if the session can be resumed.

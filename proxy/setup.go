@@ -107,6 +107,9 @@ func (st *setupState) run(deadline time.Time) error {
 			if err := writeAll(st.s.up.conn, st.followUp); err != nil {
 				return fmt.Errorf("%w: %w", ErrUpstream, err)
 			}
+			if st.wantSM {
+				st.out.upOut += countStanzas(st.followUp)
+			}
 			st.followUp = nil
 		}
 		dl := deadline

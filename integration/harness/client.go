@@ -61,7 +61,10 @@ type Client struct {
 	// Received counts the stanzas read since SASL2 success: the h of
 	// XEP-0198 for a client whose stream management began there.
 	Received uint32
-	fr       *proxy.Framer
+	// autoAck: SM began at SASL2 success, so Next answers <r/> with
+	// Received, as a well-behaved client does.
+	autoAck bool
+	fr      *proxy.Framer
 }
 
 // SASLError is a <failure/> from the server.
@@ -327,6 +330,7 @@ func (c *Client) finishSASL2(l Login, neg *sasl.Negotiator) error {
 			}
 		case "success":
 			c.Success, c.JID, c.Received = b, el.AuthzID, 0
+			c.autoAck = bytes.Contains(b, []byte("<enabled xmlns='urn:xmpp:sm:3'")) || bytes.Contains(b, []byte("<resumed xmlns='urn:xmpp:sm:3'"))
 			if strings.HasPrefix(l.Mechanism, "SCRAM") {
 				data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Additional))
 				if _, _, err := neg.Step(data); err != nil {
@@ -419,6 +423,12 @@ func (c *Client) Next() ([]byte, error) {
 		}
 		switch u.Kind {
 		case proxy.UnitElement:
+			if c.autoAck && bytes.HasPrefix(u.Raw, []byte("<r xmlns='urn:xmpp:sm:3'")) {
+				if err := c.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", c.Received)); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			switch {
 			case bytes.HasPrefix(u.Raw, []byte("<message")), bytes.HasPrefix(u.Raw, []byte("<presence")), bytes.HasPrefix(u.Raw, []byte("<iq")):
 				c.Received++
