@@ -29,7 +29,10 @@ type relay struct {
 	closedIn [2]bool
 	flushing atomic.Int32 // writers that still flush before the end
 
-	wg       sync.WaitGroup // every relay goroutine
+	// live counts the relay's goroutines; the last one to end finishes
+	// the session (finished then refuses a late resume).
+	live     atomic.Int32
+	finished bool
 	clientWG sync.WaitGroup // the client leg's reader and writer
 }
 
@@ -53,7 +56,9 @@ type unitFilter interface {
 	fromUpstream(r *relay, raw []byte) bool
 }
 
-func (s *session) runRelay() {
+// startRelay starts the relay's goroutines. It reports false, having
+// started nothing, when the session was shut down during the handshake.
+func (s *session) startRelay() bool {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
 		s:      s,
@@ -70,13 +75,31 @@ func (s *session) runRelay() {
 	s.mu.Unlock()
 	if s.ctx.Err() != nil { // shutdown raced with the handshake
 		s.handshakeFailed(context.Cause(s.ctx))
+		return false
+	}
+	r.spawn(func() { r.writeLoop(&r.up) })
+	r.spawn(func() { r.readLoop(&r.up, &r.client) })
+	r.startClient()
+	return true
+}
+
+// spawn runs f as one of the relay's goroutines.
+func (r *relay) spawn(f func()) {
+	r.live.Add(1)
+	go func() {
+		defer r.goroutineDone()
+		f()
+	}()
+}
+
+func (r *relay) goroutineDone() {
+	if r.live.Add(-1) != 0 {
 		return
 	}
-	r.wg.Add(2)
-	go func() { defer r.wg.Done(); r.writeLoop(&r.up) }()
-	go func() { defer r.wg.Done(); r.readLoop(&r.up, &r.client) }()
-	r.startClient()
-	r.wg.Wait()
+	r.mu.Lock()
+	r.finished = true
+	r.mu.Unlock()
+	r.s.finish()
 }
 
 // startClient runs the client leg's reader and writer.
@@ -84,10 +107,9 @@ func (r *relay) startClient() {
 	r.mu.Lock()
 	r.client.gone = make(chan struct{})
 	r.mu.Unlock()
-	r.wg.Add(2)
 	r.clientWG.Add(2)
-	go func() { defer r.wg.Done(); defer r.clientWG.Done(); r.writeLoop(&r.client) }()
-	go func() { defer r.wg.Done(); defer r.clientWG.Done(); r.readLoop(&r.client, &r.up) }()
+	r.spawn(func() { defer r.clientWG.Done(); r.writeLoop(&r.client) })
+	r.spawn(func() { defer r.clientWG.Done(); r.readLoop(&r.client, &r.up) })
 }
 
 // detached reports whether the client leg is gone, waiting for resumption.
@@ -132,9 +154,9 @@ func (r *relay) tryDetach() bool {
 func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []byte) bool {
 	r.clientWG.Wait() // the old client leg's goroutines are gone
 	r.mu.Lock()
-	ending := r.ending
+	over := r.ending || r.finished
 	r.mu.Unlock()
-	if ending {
+	if over {
 		return false
 	}
 	// Anything still queued for the old connection is in unacked and

@@ -48,7 +48,9 @@ type session struct {
 	mu    sync.Mutex
 	relay *relay // set once relaying
 	// handedOff: the client connection now belongs to a resumed session.
-	handedOff bool
+	handedOff  bool
+	stopWake   func() bool
+	finishOnce sync.Once
 }
 
 type upstreamResult struct {
@@ -82,21 +84,35 @@ func (s *Server) preauthLimits() Limits {
 	return Limits{MaxBytes: s.cfg.Limits.MaxPreauthBytes, MaxDepth: s.cfg.Limits.MaxDepth}
 }
 
+// run negotiates the session, then hands it to the relay's goroutines and
+// returns: its stack, grown by the TLS and SASL handshakes, is not kept
+// for the life of an idle session. The last relay goroutine calls finish.
 func (s *session) run() {
-	defer s.srv.sessionDone(s)
-	stop := context.AfterFunc(s.ctx, s.wake)
-	defer stop()
-	defer s.closeConns()
-	defer s.drainUpstreamDial()
+	s.stopWake = context.AfterFunc(s.ctx, s.wake)
 	s.log.Debug("connected", "direct_tls", s.directTLS)
 	if err := s.handshake(); err != nil {
 		if !errors.Is(err, errHandedOff) {
 			s.handshakeFailed(err)
 		}
+		s.finish()
 		return
 	}
-	s.runRelay()
-	s.log.Debug("session ended", "cause", context.Cause(s.ctx))
+	if !s.startRelay() {
+		s.finish()
+	}
+}
+
+// finish releases everything the session holds, once it is over. A resume
+// racing the end may start goroutines that end it again: only the first
+// call counts.
+func (s *session) finish() {
+	s.finishOnce.Do(func() {
+		s.drainUpstreamDial()
+		s.closeConns()
+		s.stopWake()
+		s.srv.sessionDone(s)
+		s.log.Debug("session ended", "cause", context.Cause(s.ctx))
+	})
 }
 
 // closeConns closes both legs' sockets so every blocked read or write
