@@ -261,7 +261,8 @@ func idleRSSOnce(b *testing.B, e *env, bin string, sasl2 bool) float64 {
 	for i := 0; i < idleSessions; i++ {
 		clients = append(clients, e.loginAt(b, p.addr, accounts[i%len(accounts)], sasl2))
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second) // idle: past the writers' linger
+
 	after := rssKiB(b, p.cmd.Process.Pid)
 	for _, c := range clients {
 		c.Close()

@@ -45,9 +45,19 @@ type relayLeg struct {
 	// gone is closed when a 2.0 client leg detaches for resumption; a new
 	// one comes with each attachment.
 	gone chan struct{}
+	// writing is set while this leg's writer runs. Writers exit when the
+	// queue is empty and the next send starts one, so an idle session
+	// keeps no writer goroutines (nor their stacks).
+	writing atomic.Bool
+	// dead: the peer failed after the end was decided; queued items are
+	// discarded so flush markers still count and no sender blocks.
+	dead atomic.Bool
 }
 
 const maxBatch = 64 << 10
+
+// writerLinger is how long an idle writer waits for more before it exits.
+const writerLinger = 200 * time.Millisecond
 
 // unitFilter is the hook a session kind installs on the relay. It may queue
 // replies itself (with relay.send) and reports whether the unit is forwarded.
@@ -77,7 +87,6 @@ func (s *session) startRelay() bool {
 		s.handshakeFailed(context.Cause(s.ctx))
 		return false
 	}
-	r.spawn(func() { r.writeLoop(&r.up) })
 	r.spawn(func() { r.readLoop(&r.up, &r.client) })
 	r.startClient()
 	return true
@@ -107,9 +116,32 @@ func (r *relay) startClient() {
 	r.mu.Lock()
 	r.client.gone = make(chan struct{})
 	r.mu.Unlock()
-	r.clientWG.Add(2)
-	r.spawn(func() { defer r.clientWG.Done(); r.writeLoop(&r.client) })
+	r.clientWG.Add(1)
 	r.spawn(func() { defer r.clientWG.Done(); r.readLoop(&r.client, &r.up) })
+	r.kick(&r.client) // anything queued before the leg started
+}
+
+// kick starts l's writer unless one runs. A detached client leg gets none:
+// what is queued for it is replayed from the unacked queue on resume.
+func (r *relay) kick(l *relayLeg) {
+	r.mu.Lock()
+	gone := l.gone
+	r.mu.Unlock()
+	if gone != nil && isClosed(gone) {
+		return
+	}
+	if len(l.out) > 0 && l.writing.CompareAndSwap(false, true) {
+		r.spawn(func() { r.writeLoop(l, gone) })
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // detached reports whether the client leg is gone, waiting for resumption.
@@ -117,15 +149,7 @@ func (r *relay) detached() bool {
 	r.mu.Lock()
 	gone := r.client.gone
 	r.mu.Unlock()
-	if gone == nil {
-		return false
-	}
-	select {
-	case <-gone:
-		return true
-	default:
-		return false
-	}
+	return gone != nil && isClosed(gone)
 }
 
 // tryDetach keeps a resumable 2.0 session alive when its client vanishes:
@@ -152,7 +176,11 @@ func (r *relay) tryDetach() bool {
 // it: the unacked stanzas are replayed after the greeting, then the client
 // leg runs again. It reports false when the session can no longer resume.
 func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []byte) bool {
-	r.clientWG.Wait() // the old client leg's goroutines are gone
+	r.clientWG.Wait() // the old client leg's reader is gone ...
+	for r.client.writing.Load() {
+		time.Sleep(time.Millisecond) // ... and its writer, which saw gone closed
+	}
+	r.client.dead.Store(false)
 	r.mu.Lock()
 	over := r.ending || r.finished
 	r.mu.Unlock()
@@ -278,62 +306,73 @@ func (r *relay) keep(src *relayLeg, u Unit) bool {
 func (r *relay) send(dst *relayLeg, b []byte) bool {
 	select {
 	case dst.out <- b:
-		return true
 	case <-r.s.ctx.Done():
 		return false
 	}
+	r.kick(dst)
+	return true
 }
 
-func (r *relay) writeLoop(l *relayLeg) {
-	r.mu.Lock()
-	gone := l.gone
-	r.mu.Unlock()
+// writeLoop writes l's queue until it is empty, then exits; gone is the
+// attachment it serves (nil for the upstream leg).
+func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 	var batch []byte
-	dead := false // the peer failed after the end was decided: discard
-	write := func(b []byte) bool {
-		if dead {
-			return true
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
 		}
-		_ = l.conn.SetWriteDeadline(time.Now().Add(time.Duration(r.s.srv.cfg.Timeouts.Write)))
-		if _, err := l.conn.Write(b); err != nil {
-			dead = r.writeFailed(l, err)
-			return dead
-		}
-		return true
-	}
+	}()
 	for {
+		if r.s.ctx.Err() != nil || gone != nil && isClosed(gone) {
+			l.writing.Store(false)
+			return
+		}
 		var b []byte
 		select {
 		case b = <-l.out:
-		case <-r.s.ctx.Done():
-			return
-		case <-gone:
-			return
-		}
-		if b == nil {
-			r.flushed()
-			return
-		}
-		if len(l.out) == 0 {
-			if !write(b) {
-				return
+		default:
+			// Idle for now: linger a moment, as streaming traffic comes in
+			// bursts and a new goroutine would grow its stack again.
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
 			}
-			continue
-		}
-		// Several stanzas are waiting: one write (one TLS record) for all.
-		batch = append(batch[:0], b...)
-		stop := false
-		for len(l.out) > 0 && len(batch) < maxBatch {
-			next := <-l.out
-			if stop = next == nil; stop {
-				break
+			select {
+			case b = <-l.out:
+			case <-linger.C:
+				// Idle: hand over to the next send, unless one raced in.
+				l.writing.Store(false)
+				if len(l.out) == 0 || !l.writing.CompareAndSwap(false, true) {
+					return
+				}
+				continue
+			case <-r.s.ctx.Done():
+				continue
+			case <-gone:
+				continue
 			}
-			batch = append(batch, next...)
 		}
-		if !write(batch) {
+		stop := b == nil
+		if !stop && len(l.out) > 0 {
+			// Several stanzas are waiting: one write (one TLS record).
+			batch = append(batch[:0], b...)
+			for len(l.out) > 0 && len(batch) < maxBatch {
+				next := <-l.out
+				if stop = next == nil; stop {
+					break
+				}
+				batch = append(batch, next...)
+			}
+			b = batch
+		}
+		if len(b) > 0 && !r.write(l, b) {
+			l.writing.Store(false)
 			return
 		}
 		if stop {
+			l.writing.Store(false)
 			r.flushed()
 			return
 		}
@@ -341,6 +380,23 @@ func (r *relay) writeLoop(l *relayLeg) {
 			batch = nil
 		}
 	}
+}
+
+// write writes b to l's peer with the write deadline. It reports whether
+// the writer goes on (a dead peer after the end keeps being drained).
+func (r *relay) write(l *relayLeg, b []byte) bool {
+	if l.dead.Load() {
+		return true
+	}
+	_ = l.conn.SetWriteDeadline(time.Now().Add(time.Duration(r.s.srv.cfg.Timeouts.Write)))
+	if _, err := l.conn.Write(b); err != nil {
+		if r.writeFailed(l, err) {
+			l.dead.Store(true)
+			return true
+		}
+		return false
+	}
+	return true
 }
 
 // flushed counts down the writers that had to flush before the end.
