@@ -29,6 +29,9 @@ type relay struct {
 	closedIn [2]bool
 	flushing atomic.Int32 // writers that still flush before the end
 
+	// boundSeen: a classic session's bind result has passed (upstream
+	// reader only).
+	boundSeen bool
 	// live counts the relay's goroutines; the last one to end finishes
 	// the session (finished then refuses a late resume).
 	live     atomic.Int32
@@ -60,10 +63,11 @@ const maxBatch = 64 << 10
 const writerLinger = 200 * time.Millisecond
 
 // unitFilter is the hook a session kind installs on the relay. It may queue
-// replies itself (with relay.send) and reports whether the unit is forwarded.
+// replies itself (with relay.send) and returns what to forward: raw itself,
+// rewritten bytes, or nil to forward nothing.
 type unitFilter interface {
-	fromClient(r *relay, raw []byte) bool
-	fromUpstream(r *relay, raw []byte) bool
+	fromClient(r *relay, raw []byte) []byte
+	fromUpstream(r *relay, raw []byte) []byte
 }
 
 // startRelay starts the relay's goroutines. It reports false, having
@@ -79,6 +83,7 @@ func (s *session) startRelay() bool {
 	_ = s.up.conn.SetDeadline(time.Time{})
 	if s.v2 != nil {
 		r.filter = s.v2
+		s.v2.acc = s.srv.registry.join(s.v2.jid, r)
 	}
 	s.mu.Lock()
 	s.relay = r
@@ -249,10 +254,7 @@ func (r *relay) readLoop(src, dst *relayLeg) {
 			r.peerClosed(src)
 			return
 		}
-		var batch []byte
-		if r.keep(src, u) {
-			batch = bytes.Clone(u.Raw)
-		}
+		batch := bytes.Clone(r.keep(src, u))
 		batch, last, err := r.coalesce(src, batch)
 		if len(batch) > 0 && !r.send(dst, batch) {
 			return
@@ -284,22 +286,40 @@ func (r *relay) coalesce(src *relayLeg, batch []byte) ([]byte, UnitKind, error) 
 		if u.Kind == UnitStreamClose {
 			return batch, UnitStreamClose, nil
 		}
-		if r.keep(src, u) {
-			batch = append(batch, u.Raw...)
-		}
+		batch = append(batch, r.keep(src, u)...)
 	}
 	return batch, UnitElement, nil
 }
 
-// keep runs the session's filter on an element from src.
-func (r *relay) keep(src *relayLeg, u Unit) bool {
-	if r.filter == nil || u.Kind != UnitElement {
-		return true
+// keep runs the session's filter on an element from src and returns what
+// to forward.
+func (r *relay) keep(src *relayLeg, u Unit) []byte {
+	if u.Kind != UnitElement {
+		return u.Raw
+	}
+	if r.filter == nil {
+		if src.idx == 1 && !r.boundSeen {
+			r.sniffClassicBind(u.Raw)
+		}
+		return u.Raw
 	}
 	if src.idx == 0 {
 		return r.filter.fromClient(r, u.Raw)
 	}
 	return r.filter.fromUpstream(r, u.Raw)
+}
+
+// sniffClassicBind registers the JID a classic session binds, so 2.0
+// clients' messages to it are not bounced (contract section 5). Only the
+// upstream reader calls it, until the bind result has passed.
+func (r *relay) sniffClassicBind(raw []byte) {
+	if !bytes.HasPrefix(raw, []byte("<iq")) || !bytes.Contains(raw, []byte(nsBind)) {
+		return
+	}
+	if jid, err := boundJID(raw); err == nil {
+		r.boundSeen = true
+		r.s.setBound(jid)
+	}
 }
 
 // send queues b for dst's writer, waiting while the queue is full.

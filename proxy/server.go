@@ -30,6 +30,7 @@ type Server struct {
 	secret  []byte // keys the Bind2 resource hash
 	// detached holds 2.0 sessions whose client vanished, for resumption.
 	detached *sessioncache.Cache[*relay]
+	registry *registry
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -57,7 +58,7 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}}
+	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}, registry: newRegistry()}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true
 	}

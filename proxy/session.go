@@ -51,6 +51,15 @@ type session struct {
 	handedOff  bool
 	stopWake   func() bool
 	finishOnce sync.Once
+	boundJID   string // the full JID bound through this session, if any
+}
+
+// setBound records the JID this session bound, for the registry.
+func (s *session) setBound(jid string) {
+	s.mu.Lock()
+	s.boundJID = jid
+	s.mu.Unlock()
+	s.srv.registry.bind(jid)
 }
 
 type upstreamResult struct {
@@ -107,11 +116,22 @@ func (s *session) run() {
 // call counts.
 func (s *session) finish() {
 	s.finishOnce.Do(func() {
+		s.mu.Lock()
+		jid := s.boundJID
+		s.mu.Unlock()
+		if jid != "" {
+			s.srv.registry.unbind(jid)
+		}
+		if s.v2 != nil && s.v2.acc != nil {
+			s.srv.registry.leave(s.v2.jid)
+		}
 		s.drainUpstreamDial()
 		s.closeConns()
 		s.stopWake()
-		s.srv.sessionDone(s)
+		// Log before sessionDone: once it runs, Shutdown may return and
+		// whatever the logger writes to may be gone.
 		s.log.Debug("session ended", "cause", context.Cause(s.ctx))
+		s.srv.sessionDone(s)
 	})
 }
 

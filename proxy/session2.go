@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
 // smState is one leg's XEP-0198 counters as seen by the proxy.
@@ -41,10 +43,18 @@ type session2 struct {
 	maxUnacked int
 	// upBase is how many stanzas the proxy itself sent upstream after
 	// enabling SM there: the client's stanza k is the upstream's upBase+k.
-	upBase uint32
+	// A client stanza answered by the proxy itself (a bounce) lowers it.
+	upBase int64
 	// clientAsked counts the client's <r/> waiting for the upstream's <a/>:
 	// the proxy acks a client stanza only once the upstream acked it.
 	clientAsked int
+	// acc is the account's delivery state, shared with its other 2.0
+	// sessions; set when the relay starts.
+	acc *account
+	// served tells whether the proxy serves a domain, for the bounce rule.
+	served func(domain string) bool
+	// bound tells whether a full JID is online through the proxy.
+	bound func(jid string) bool
 }
 
 // outStanza is one stanza sent to the client: its client-leg sequence
@@ -204,7 +214,9 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	// Stanzas the upstream sent during setup are done upstream at once: the
 	// catch-up part of them is archived, so nothing is lost if the client
 	// vanishes before acking them.
-	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upBase: bs.upOut, maxUnacked: s.srv.cfg.Limits.MaxUnacked}
+	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upBase: int64(bs.upOut), maxUnacked: s.srv.cfg.Limits.MaxUnacked,
+		served: func(d string) bool { return s.srv.domains[d] }, bound: s.srv.registry.isBound}
+	s.setBound(bs.jid)
 	if bs.smID != "" {
 		v2.up = &smState{id: bs.smID, in: bs.upIn}
 	}
@@ -229,23 +241,63 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 
 // fromClient applies the client leg's stream management and reports
 // whether the unit goes upstream.
-func (v *session2) fromClient(r *relay, raw []byte) bool {
+func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	name, xmlns := elementName(raw)
 	if string(xmlns) == nsSM {
 		v.clientSM(r, string(name), raw)
-		return false
+		return nil
 	}
-	if isStanza(name) {
-		v.mu.Lock()
-		if v.client != nil {
-			v.client.in++
-		}
-		if v.up != nil {
-			v.up.out++
-		}
-		v.mu.Unlock()
+	if !isStanza(name) {
+		return raw
 	}
-	return true
+	v.mu.Lock()
+	if v.client != nil {
+		v.client.in++
+	}
+	v.mu.Unlock()
+	out := raw
+	if string(name) == "message" {
+		if bounce := v.bounceOffline(raw); bounce != nil {
+			// Answered here: it never reaches the upstream, so the
+			// client's count and the upstream's part ways by one.
+			v.mu.Lock()
+			v.upBase--
+			v.mu.Unlock()
+			r.send(&r.client, bounce)
+			return nil
+		}
+		if rewritten, err := rewrite.Leaving(raw); err == nil {
+			out = rewritten
+		}
+	}
+	v.mu.Lock()
+	if v.up != nil {
+		v.up.out++
+	}
+	v.mu.Unlock()
+	return out
+}
+
+// bounceOffline answers a message to a full JID of a served domain that
+// no session is bound to with <service-unavailable/>: it is delivered
+// nowhere and archived nowhere (contract section 5).
+func (v *session2) bounceOffline(raw []byte) []byte {
+	tag := raw[:bytes.IndexByte(raw, '>')+1]
+	to := string(attrValue(tag, "to"))
+	bare, resource, full := strings.Cut(to, "/")
+	_, domain, _ := strings.Cut(bare, "@")
+	if !full || resource == "" || v.served == nil || !v.served(strings.ToLower(domain)) || v.bound(to) {
+		return nil
+	}
+	b := []byte("<message type='error' from='")
+	b = appendEscaped(b, to)
+	b = append(b, "' to='"...)
+	b = appendEscaped(b, v.jid)
+	if id := attrValue(tag, "id"); id != nil {
+		b = append(b, "' id='"...)
+		b = append(b, id...)
+	}
+	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
 }
 
 func (v *session2) clientSM(r *relay, name string, raw []byte) {
@@ -306,14 +358,14 @@ func (v *session2) clientAcked(h uint32) (uint32, bool) {
 
 // fromUpstream applies the upstream leg's stream management and reports
 // whether the unit goes to the client.
-func (v *session2) fromUpstream(r *relay, raw []byte) bool {
+func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	name, xmlns := elementName(raw)
 	if string(xmlns) == nsSM {
 		v.upstreamSM(r, string(name), raw)
-		return false
+		return nil
 	}
 	if !isStanza(name) {
-		return true
+		return raw
 	}
 	v.mu.Lock()
 	var upSeq uint32
@@ -321,24 +373,110 @@ func (v *session2) fromUpstream(r *relay, raw []byte) bool {
 		v.up.in++
 		upSeq = v.up.in
 	}
+	v.mu.Unlock()
+	out := raw
+	if string(name) == "message" {
+		out = v.route(r, raw)
+		if out == nil {
+			return nil // delivered elsewhere, or dropped: done upstream once later acks pass it
+		}
+	}
+	return v.toClient(r, out, upSeq)
+}
+
+// route applies the 2.0 routing rules to a message that arrived on this
+// session's upstream leg: a 2.0-marked full-JID message the 1.0 server
+// rerouted to this resource is dropped; the account's exactly-once rules
+// decide which sessions get it; each copy gets the entering rules. It
+// returns this session's copy, or nil; the others are delivered directly.
+func (v *session2) route(r *relay, raw []byte) []byte {
+	if reroutedFullJID(raw, v.jid) {
+		return nil
+	}
+	if v.acc == nil {
+		return entering(raw)
+	}
+	ds, err := v.acc.observe(v.jid, raw)
+	if err != nil {
+		r.s.log.Debug("message not routed", "err", err)
+	}
+	var mine []byte
+	for _, d := range ds {
+		if d.to == r {
+			mine = entering(d.stanza)
+			continue
+		}
+		d.to.deliver(entering(d.stanza))
+	}
+	return mine
+}
+
+// deliver writes a stanza that arrived on a sibling session's leg to this
+// session's client, with this leg's stream management.
+func (r *relay) deliver(stanza []byte) {
+	v := r.s.v2
+	if out := v.toClient(r, bytes.Clone(stanza), 0); out != nil {
+		r.send(&r.client, out)
+	}
+}
+
+// toClient counts a stanza on the client leg, keeps it for replay until
+// acked, and reports what to forward (nil while detached).
+func (v *session2) toClient(r *relay, out []byte, upSeq uint32) []byte {
+	v.mu.Lock()
 	if v.client == nil {
-		v.upDone = upSeq // nobody acks on the client leg: done when sent
+		if upSeq > v.upDone {
+			v.upDone = upSeq // nobody acks on the client leg: done when sent
+		}
 		v.mu.Unlock()
-		return true
+		return out
 	}
 	v.client.out++
-	v.unacked = append(v.unacked, outStanza{seq: v.client.out, upSeq: upSeq, raw: bytes.Clone(raw)})
+	v.unacked = append(v.unacked, outStanza{seq: v.client.out, upSeq: upSeq, raw: bytes.Clone(out)})
 	forward, overflow := !v.detached, len(v.unacked) > v.maxUnacked
 	ask := forward && len(v.unacked)%requestEvery == 0
 	v.mu.Unlock()
 	switch {
 	case overflow:
 		r.terminate(streamErr(CondPolicyViolation, "too many unacknowledged stanzas"), true)
-		return false
+		return nil
 	case ask:
 		r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
 	}
-	return forward
+	if !forward {
+		return nil
+	}
+	return out
+}
+
+// entering applies the migration rules to one delivered copy. A sent
+// carbon or a MAM result is a wrapper the client takes apart itself; only
+// plain messages (an unwrapped received carbon among them) are marked.
+func entering(stanza []byte) []byte {
+	if bytes.Contains(stanza, []byte(nsMAM)) && bytes.Contains(stanza, []byte("<result")) ||
+		bytes.Contains(stanza, []byte(nsCarbons)) && bytes.Contains(stanza, []byte("<sent")) {
+		return stanza
+	}
+	out, _, err := rewrite.Entering(stanza)
+	if err != nil {
+		return stanza
+	}
+	return out
+}
+
+// reroutedFullJID reports a message that a 2.0 client sent to another full
+// JID (it carries <xmpp-2/>) and that the 1.0 server delivered here instead.
+func reroutedFullJID(raw []byte, self string) bool {
+	if !bytes.Contains(raw, []byte(nsXMPP2)) {
+		return false
+	}
+	_, route, err := rewrite.Entering(raw)
+	if err != nil || !route.Marked2 {
+		return false
+	}
+	tag := raw[:bytes.IndexByte(raw, '>')+1]
+	to := string(attrValue(tag, "to"))
+	return strings.Contains(to, "/") && !strings.EqualFold(to, self)
 }
 
 // upstreamSM answers the upstream's <r/> with what the client acked, and
@@ -352,7 +490,7 @@ func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
 	case "a":
 		h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32)
 		if err == nil && v.clientAsked > 0 && v.client != nil {
-			acked := min(uint32(max(int64(h)-int64(v.upBase), 0)), v.client.in)
+			acked := uint32(min(max(int64(h)-v.upBase, 0), int64(v.client.in)))
 			toClient = appendAck(nil, acked)
 			v.clientAsked = 0
 		}

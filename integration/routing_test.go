@@ -1,0 +1,310 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+)
+
+// routingFixture is the cast of contract sections 5 and 6: two 2.0 sessions
+// and one classic session of alice, a classic peer (bob) and a 2.0 peer
+// (carol), all through the proxy.
+type routingFixture struct {
+	a1, a2, a3 *harness.Client // alice: 2.0, 2.0, classic
+	bob        *harness.Client // classic peer
+	carol      *harness.Client // 2.0 peer
+}
+
+func newRoutingFixture(t *testing.T, e *env) *routingFixture {
+	t.Helper()
+	x2 := func(tag string) func(*harness.Login) {
+		return func(l *harness.Login) {
+			l.SASL2 = true
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>" + tag + "</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/><presence xmlns='jabber:client'/></bind>"
+		}
+	}
+	f := &routingFixture{a1: e.login(t, "alice", x2("one")), a2: e.login(t, "alice", x2("two")), a3: e.login(t, "alice")}
+	// A typical classic client: carbons on, online.
+	send(t, f.a3, "<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+	waitFor(t, f.a3, "carbons", "result")
+	goOnline(t, f.a3)
+	f.bob = e.login(t, "bob")
+	goOnline(t, f.bob)
+	f.carol = e.login(t, "carol", x2("peer"))
+	f.drain()
+	return f
+}
+
+func (f *routingFixture) drain() {
+	for _, c := range []*harness.Client{f.a1, f.a2, f.a3, f.bob, f.carol} {
+		c.Collect(300 * time.Millisecond)
+	}
+}
+
+// seen is what one client received that carries a marker.
+type seen struct {
+	n   int
+	els []string
+}
+
+func (s seen) has(part string) bool {
+	for _, el := range s.els {
+		if strings.Contains(el, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// collect reads each client for a while and keeps the elements with marker.
+func collect(marker string, clients ...*harness.Client) []seen {
+	out := make([]seen, len(clients))
+	done := make(chan struct{})
+	for i, c := range clients {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for _, el := range c.Collect(time.Second) {
+				if strings.Contains(string(el), marker) {
+					out[i].n++
+					out[i].els = append(out[i].els, string(el))
+				}
+			}
+		}()
+	}
+	for range clients {
+		<-done
+	}
+	return out
+}
+
+func TestRoutingAndMigrationRules(t *testing.T) {
+	type expect struct{ a1, a2, a3 int } // copies each alice session sees
+	tests := []struct {
+		name string
+		// send sends a message carrying marker and returns who else to watch.
+		send func(f *routingFixture, marker string) *harness.Client
+		want expect
+		// check looks at what was seen: [a1, a2, a3, watched].
+		check func(t *testing.T, s []seen)
+		// after restores the fixture.
+		after func(f *routingFixture)
+	}{
+		{
+			name: "section 5: a bare-JID chat reaches every 2.0 session once and classic keeps 1.0 delivery",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.bob, "alice@"+domain, "chat", m)
+				return nil
+			},
+			want: expect{1, 1, 1},
+			check: func(t *testing.T, s []seen) {
+				for i := 0; i < 2; i++ {
+					if s[i].has("<received") {
+						t.Errorf("2.0 session %d saw a <received> wrapper: %v", i+1, s[i].els)
+					}
+				}
+			},
+		},
+		{
+			name: "section 5: a bare-JID chat reaches every 2.0 session once even when a classic session holds a higher priority",
+			send: func(f *routingFixture, m string) *harness.Client {
+				// The 1.0 server now delivers to the classic session only
+				// and carbons the rest.
+				_ = f.a3.Send("<presence><priority>10</priority></presence>")
+				time.Sleep(300 * time.Millisecond)
+				sendChat(f.bob, "alice@"+domain, "chat", m)
+				return nil
+			},
+			want: expect{1, 1, 1},
+			check: func(t *testing.T, s []seen) {
+				for i := 0; i < 2; i++ {
+					if !s[i].has("<message") || !s[i].has("to='alice@"+domain) {
+						t.Errorf("2.0 session %d did not get the unwrapped message: %v", i+1, s[i].els)
+					}
+				}
+			},
+			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
+		},
+		{
+			name: "section 5: a 2.0 message to this session's full JID is delivered here only",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.carol, f.a1.JID, "chat", m)
+				return nil
+			},
+			want: expect{1, 0, 0},
+			check: func(t *testing.T, s []seen) {
+				if s[0].has("urn:xmpp:carbons:2") {
+					t.Errorf("1.0 modifiers reached the 2.0 client: %v", s[0].els)
+				}
+				if !s[0].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") {
+					t.Errorf("the 2.0 marker is missing: %v", s[0].els)
+				}
+			},
+		},
+		{
+			name: "section 5: a message by another session of the account arrives as a sent carbon",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.a1, "bob@"+domain, "chat", m)
+				return f.bob
+			},
+			want: expect{0, 1, 1},
+			check: func(t *testing.T, s []seen) {
+				if !s[1].has("<sent xmlns='urn:xmpp:carbons:2'>") {
+					t.Errorf("the other 2.0 session did not get a sent carbon: %v", s[1].els)
+				}
+				if s[3].n != 1 {
+					t.Errorf("bob got %d copies", s[3].n)
+				}
+			},
+		},
+		{
+			name: "section 6 leaving: a message to a full JID gets private, no-copy, no-store and xmpp-2",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.a1, f.bob.JID, "chat", m)
+				return f.bob
+			},
+			want: expect{0, 0, 0},
+			check: func(t *testing.T, s []seen) {
+				for _, part := range []string{"<no-copy xmlns='urn:xmpp:hints'/>", "<no-store xmlns='urn:xmpp:hints'/>", "<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>"} {
+					if !s[3].has(part) {
+						t.Errorf("bob's copy lacks %s: %v", part, s[3].els)
+					}
+				}
+			},
+		},
+		{
+			name: "section 6 leaving: every message gets xmpp-2",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.a1, "bob@"+domain, "chat", m)
+				return f.bob
+			},
+			want: expect{0, 1, 1},
+			check: func(t *testing.T, s []seen) {
+				if !s[3].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") || s[3].has("<no-store") {
+					t.Errorf("bob's copy of a bare-JID message: %v", s[3].els)
+				}
+			},
+		},
+		{
+			name: "section 6 entering: a full-JID chat without modifiers is rerouted to every 2.0 session",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.bob, f.a1.JID, "chat", m)
+				return nil
+			},
+			want: expect{1, 1, -1},
+			check: func(t *testing.T, s []seen) {
+				if !s[1].has("to='alice@" + domain + "'") {
+					t.Errorf("the rerouted copy is not addressed to the bare JID: %v", s[1].els)
+				}
+			},
+		},
+		{
+			name: "section 6 entering: a full-JID normal message with a body is rerouted like chat",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.bob, f.a1.JID, "normal", m)
+				return nil
+			},
+			want: expect{1, 1, -1},
+		},
+		{
+			name: "section 6 entering: a bodiless full-JID normal message stays with that session",
+			send: func(f *routingFixture, m string) *harness.Client {
+				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", f.a1.JID, harness.NewID(), m))
+				return nil
+			},
+			want: expect{1, 0, 0},
+		},
+		{
+			name: "section 6 entering: a full-JID message with no-copy stays with that session",
+			send: func(f *routingFixture, m string) *harness.Client {
+				_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><no-copy xmlns='urn:xmpp:hints'/></message>", f.a1.JID, harness.NewID(), m))
+				return nil
+			},
+			want: expect{1, 0, 0},
+		},
+		{
+			name: "section 6 entering: a headline to a full JID stays with that session",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.bob, f.a1.JID, "headline", m)
+				return nil
+			},
+			want: expect{1, 0, 0},
+		},
+		{
+			name: "section 6 entering: a 1.0 message is marked xmpp-1",
+			send: func(f *routingFixture, m string) *harness.Client {
+				sendChat(f.bob, f.a1.JID, "headline", m)
+				return nil
+			},
+			want: expect{1, 0, 0},
+			check: func(t *testing.T, s []seen) {
+				if !s[0].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") {
+					t.Errorf("no xmpp-1 marker: %v", s[0].els)
+				}
+			},
+		},
+	}
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		f := newRoutingFixture(t, e)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				marker := "m-" + harness.NewID()
+				watch := tc.send(f, marker)
+				clients := []*harness.Client{f.a1, f.a2, f.a3}
+				if watch != nil {
+					clients = append(clients, watch)
+				}
+				s := collect(marker, clients...)
+				if tc.after != nil {
+					tc.after(f)
+					f.drain()
+				}
+				for i := 0; i < 2; i++ {
+					if s[i].has("<received xmlns='urn:xmpp:carbons:2'") {
+						t.Errorf("2.0 session %d saw a <received> carbon wrapper: %v", i+1, s[i].els)
+					}
+				}
+				for i, want := range []int{tc.want.a1, tc.want.a2, tc.want.a3} {
+					if want >= 0 && s[i].n != want {
+						t.Errorf("alice session %d saw the message %d times, want %d: %v", i+1, s[i].n, want, s[i].els)
+					}
+				}
+				if tc.check != nil {
+					for len(s) < 4 {
+						s = append(s, seen{})
+					}
+					tc.check(t, s)
+				}
+			})
+		}
+	})
+}
+
+func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		f := newRoutingFixture(t, e)
+		marker := "gone-" + harness.NewID()
+		id := harness.NewID()
+		_ = f.carol.Send(fmt.Sprintf("<message to='alice@%s/no-such-resource' type='chat' id='%s'><body>%s</body></message>", domain, id, marker))
+		bounce := waitFor(t, f.carol, "type='error'", id, "service-unavailable")
+		if !contains(bounce, "from='alice@"+domain+"/no-such-resource'") {
+			t.Errorf("bounce not from the offline JID: %s", bounce)
+		}
+		s := collect(marker, f.a1, f.a2, f.a3)
+		for i := range s {
+			if s[i].n != 0 {
+				t.Errorf("alice session %d got a message meant for an offline resource", i+1)
+			}
+		}
+	})
+}
+
+func sendChat(c *harness.Client, to, typ, body string) {
+	_ = c.Send(fmt.Sprintf("<message to='%s' type='%s' id='%s'><body>%s</body></message>", to, typ, harness.NewID(), body))
+}
