@@ -137,7 +137,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 			},
 			want: expect{1, 0, 0},
 			check: func(t *testing.T, s []seen) {
-				if s[0].has("urn:xmpp:carbons:2") {
+				if s[0].has("urn:xmpp:carbons:2") || s[0].has("urn:xmpp:hints") {
 					t.Errorf("1.0 modifiers reached the 2.0 client: %v", s[0].els)
 				}
 				if !s[0].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") {
@@ -307,4 +307,78 @@ func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
 
 func sendChat(c *harness.Client, to, typ, body string) {
 	_ = c.Send(fmt.Sprintf("<message to='%s' type='%s' id='%s'><body>%s</body></message>", to, typ, harness.NewID(), body))
+}
+
+// TestRoomMessagesToAFullJIDStayWithThatSession covers the MUC rows: a
+// groupchat message and a MUC private message reach the joined 2.0 session
+// only, once.
+func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		f := newRoutingFixture(t, e)
+		room := fmt.Sprintf("rules-%s@%s", harness.NewID(), srv.MUCService())
+		send(t, f.bob, fmt.Sprintf("<presence to='%s/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room))
+		waitFor(t, f.bob, "<presence", room+"/bob", "110")
+		configureOpenArchivedRoom(t, f.bob, room)
+		send(t, f.a1, fmt.Sprintf("<presence to='%s/alice'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room))
+		waitFor(t, f.a1, "<presence", room+"/alice", "110")
+		f.drain()
+		for _, tc := range []struct {
+			name string
+			send func(marker string)
+		}{
+			{"section 6 entering: groupchat to a full JID is single-session", func(m string) {
+				sendChat(f.bob, room, "groupchat", m)
+			}},
+			{"section 6 entering: a MUC private message is single-session", func(m string) {
+				sendChat(f.bob, room+"/alice", "chat", m)
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				marker := "room-" + harness.NewID()
+				tc.send(marker)
+				s := collect(marker, f.a1, f.a2)
+				if s[0].n != 1 || s[1].n != 0 {
+					t.Fatalf("joined session saw it %d times, the other 2.0 session %d times; want 1 and 0\n%v\n%v", s[0].n, s[1].n, s[0].els, s[1].els)
+				}
+				if s[0].has("<received") {
+					t.Fatalf("a carbon wrapper reached the 2.0 session: %v", s[0].els)
+				}
+			})
+		}
+	})
+}
+
+// TestFullJIDMessagesFromA20ClientAreNotArchived checks the archive: a 2.0
+// client's message to a full JID is transient (no-store on the way out).
+func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		f := newRoutingFixture(t, e)
+		transient, archived := "transient-"+harness.NewID(), "archived-"+harness.NewID()
+		sendChat(f.carol, f.a1.JID, "chat", transient)
+		sendChat(f.carol, "alice@"+domain, "chat", archived)
+		collect(archived, f.a1)
+		time.Sleep(300 * time.Millisecond)
+		send(t, f.a3, "<iq type='set' id='arch'><query xmlns='urn:xmpp:mam:2' queryid='arch'>"+
+			"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"+
+			"<field var='with'><value>carol@"+domain+"</value></field></x>"+
+			"<set xmlns='http://jabber.org/protocol/rsm'><max>50</max><before/></set></query></iq>")
+		var results [][]byte
+		for {
+			el := waitFor(t, f.a3, "")
+			if contains(el, "<iq", "id='arch'") && !contains(el, "queryid") {
+				break
+			}
+			if contains(el, "queryid='arch'") {
+				results = append(results, el)
+			}
+		}
+		if n := len(bodiesWith(results, transient)); n != 0 {
+			t.Errorf("the full-JID 2.0 message is archived (%d copies)", n)
+		}
+		if n := len(bodiesWith(results, archived)); n != 1 {
+			t.Errorf("the bare-JID 2.0 message is archived %d times, want once", n)
+		}
+	})
 }
