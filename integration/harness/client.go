@@ -225,10 +225,8 @@ func (c *Client) authenticate(l Login) error {
 		}
 		var el struct {
 			XMLName xml.Name
-			Data    string `xml:",chardata"`
-			Inner   []struct {
-				XMLName xml.Name
-			} `xml:",any"`
+			Data    string                       `xml:",chardata"`
+			Inner   []struct{ XMLName xml.Name } `xml:",any"`
 		}
 		if err := xml.Unmarshal(b, &el); err != nil {
 			return err
@@ -252,13 +250,7 @@ func (c *Client) authenticate(l Login) error {
 			}
 			return nil
 		case "failure":
-			cond := "undefined"
-			for _, in := range el.Inner {
-				if in.XMLName.Local != "text" {
-					cond = in.XMLName.Local
-				}
-			}
-			return &SASLError{Condition: cond}
+			return saslFailure(el.Inner)
 		default:
 			return fmt.Errorf("unexpected %s during SASL", b)
 		}
@@ -308,12 +300,10 @@ func (c *Client) finishSASL2(l Login, neg *sasl.Negotiator) error {
 		}
 		var el struct {
 			XMLName    xml.Name
-			Data       string `xml:",chardata"`
-			Additional string `xml:"additional-data"`
-			AuthzID    string `xml:"authorization-identifier"`
-			Inner      []struct {
-				XMLName xml.Name
-			} `xml:",any"`
+			Data       string                       `xml:",chardata"`
+			Additional string                       `xml:"additional-data"`
+			AuthzID    string                       `xml:"authorization-identifier"`
+			Inner      []struct{ XMLName xml.Name } `xml:",any"`
 		}
 		if err := xml.Unmarshal(b, &el); err != nil {
 			return err
@@ -344,13 +334,7 @@ func (c *Client) finishSASL2(l Login, neg *sasl.Negotiator) error {
 			c.Features = f
 			return nil
 		case "failure":
-			cond := "undefined"
-			for _, in := range el.Inner {
-				if in.XMLName.Local != "text" {
-					cond = in.XMLName.Local
-				}
-			}
-			return &SASLError{Condition: cond}
+			return saslFailure(el.Inner)
 		default:
 			return fmt.Errorf("unexpected %s during SASL2", b)
 		}
@@ -375,6 +359,17 @@ func (c *Client) pipelined(l Login) error {
 		return err
 	}
 	return c.finishSASL2(l, neg)
+}
+
+// saslFailure names the defined condition among a <failure/>'s children.
+func saslFailure(children []struct{ XMLName xml.Name }) error {
+	cond := "undefined"
+	for _, in := range children {
+		if in.XMLName.Local != "text" {
+			cond = in.XMLName.Local
+		}
+	}
+	return &SASLError{Condition: cond}
 }
 
 func b64(b []byte) string {

@@ -42,8 +42,9 @@ var ejabberdctlTemplate = template.Must(template.New("ejabberdctl").Parse(ejabbe
 
 // Ejabberd is a private ejabberd instance.
 type Ejabberd struct {
-	dir, domain             string
-	port, tlsPort, distPort int
+	loopback
+	dir      string
+	distPort int
 	// Cert is the certificate ejabberd serves.
 	Cert *Cert
 }
@@ -57,7 +58,7 @@ func StartEjabberd(ctx context.Context, domain string) (*Ejabberd, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Ejabberd{dir: dir, domain: domain}
+	e := &Ejabberd{loopback: loopback{domain: domain}, dir: dir}
 	if err := e.start(ctx); err != nil {
 		log := e.Log()
 		e.Stop()
@@ -148,18 +149,6 @@ func (e *Ejabberd) ctl(args ...string) ([]byte, error) {
 
 // Name implements Server.
 func (e *Ejabberd) Name() string { return "ejabberd" }
-
-// Domain implements Server.
-func (e *Ejabberd) Domain() string { return e.domain }
-
-// Addr implements Server.
-func (e *Ejabberd) Addr() string { return net.JoinHostPort("127.0.0.1", itoa(e.port)) }
-
-// DirectTLSAddr implements Server.
-func (e *Ejabberd) DirectTLSAddr() string { return net.JoinHostPort("127.0.0.1", itoa(e.tlsPort)) }
-
-// MUCService implements Server.
-func (e *Ejabberd) MUCService() string { return "conference." + e.domain }
 
 // Register implements Server.
 func (e *Ejabberd) Register(user, password string) error {

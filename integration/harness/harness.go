@@ -35,6 +35,25 @@ type Server interface {
 	Log() string
 }
 
+// loopback holds what every harness server answers alike: its domain and
+// its two c2s ports on 127.0.0.1.
+type loopback struct {
+	domain        string
+	port, tlsPort int
+}
+
+// Domain implements Server.
+func (l *loopback) Domain() string { return l.domain }
+
+// Addr implements Server.
+func (l *loopback) Addr() string { return net.JoinHostPort("127.0.0.1", itoa(l.port)) }
+
+// DirectTLSAddr implements Server.
+func (l *loopback) DirectTLSAddr() string { return net.JoinHostPort("127.0.0.1", itoa(l.tlsPort)) }
+
+// MUCService implements Server.
+func (l *loopback) MUCService() string { return "conference." + l.domain }
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -5,7 +5,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,10 +20,10 @@ var prosodyTemplate = template.Must(template.New("prosody").Parse(prosodyConfig)
 
 // Prosody is a private Prosody process.
 type Prosody struct {
-	dir, domain, cfgFile string
-	port, tlsPort        int
-	cmd                  *exec.Cmd
-	exited               chan error
+	loopback
+	dir, cfgFile string
+	cmd          *exec.Cmd
+	exited       chan error
 	// Cert is the certificate Prosody serves for STARTTLS and direct TLS.
 	Cert *Cert
 }
@@ -38,7 +37,7 @@ func StartProsody(ctx context.Context, domain string) (*Prosody, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Prosody{dir: dir, domain: domain, cfgFile: filepath.Join(dir, "prosody.cfg.lua")}
+	p := &Prosody{loopback: loopback{domain: domain}, dir: dir, cfgFile: filepath.Join(dir, "prosody.cfg.lua")}
 	if err := p.start(ctx); err != nil {
 		log := p.Log()
 		p.Stop()
@@ -103,18 +102,6 @@ func (p *Prosody) start(ctx context.Context) error {
 
 // Name implements Server.
 func (p *Prosody) Name() string { return "prosody" }
-
-// Domain implements Server.
-func (p *Prosody) Domain() string { return p.domain }
-
-// Addr implements Server.
-func (p *Prosody) Addr() string { return net.JoinHostPort("127.0.0.1", itoa(p.port)) }
-
-// DirectTLSAddr implements Server.
-func (p *Prosody) DirectTLSAddr() string { return net.JoinHostPort("127.0.0.1", itoa(p.tlsPort)) }
-
-// MUCService implements Server.
-func (p *Prosody) MUCService() string { return "conference." + p.domain }
 
 // Register implements Server.
 func (p *Prosody) Register(user, password string) error {
