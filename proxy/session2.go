@@ -13,13 +13,6 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
-// smState is one leg's XEP-0198 counters as seen by the proxy.
-type smState struct {
-	id  string
-	in  uint32 // stanzas received on this leg
-	out uint32 // stanzas sent on this leg
-}
-
 // session2 is the state of a 2.0 (SASL2 + Bind2) session once relaying.
 // The proxy terminates stream management on both legs (contract section
 // 7): each leg has its own counters, so stanzas the proxy adds or consumes
@@ -56,17 +49,6 @@ type session2 struct {
 	// bound tells whether a full JID is online through the proxy.
 	bound func(jid string) bool
 }
-
-// outStanza is one stanza sent to the client: its client-leg sequence
-// number and, when it came from upstream, its upstream one.
-type outStanza struct {
-	seq, upSeq uint32
-	raw        []byte
-}
-
-// requestEvery is how many unacked stanzas make the proxy ask the client
-// for an ack.
-const requestEvery = 16
 
 // authenticate2 relays a SASL2 exchange to the upstream in RFC 6120
 // framing. On success it replays the Bind2 request upstream and answers with
@@ -278,84 +260,6 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	return out
 }
 
-// bounceOffline answers a message to a full JID of a served domain that
-// no session is bound to with <service-unavailable/>: it is delivered
-// nowhere and archived nowhere (contract section 5).
-func (v *session2) bounceOffline(raw []byte) []byte {
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	to := string(attrValue(tag, "to"))
-	bare, resource, full := strings.Cut(to, "/")
-	_, domain, _ := strings.Cut(bare, "@")
-	if !full || resource == "" || v.served == nil || !v.served(strings.ToLower(domain)) || v.bound(to) {
-		return nil
-	}
-	b := []byte("<message type='error' from='")
-	b = appendEscaped(b, to)
-	b = append(b, "' to='"...)
-	b = appendEscaped(b, v.jid)
-	if id := attrValue(tag, "id"); id != nil {
-		b = append(b, "' id='"...)
-		b = append(b, id...)
-	}
-	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
-}
-
-func (v *session2) clientSM(r *relay, name string, raw []byte) {
-	v.mu.Lock()
-	var reply, upReply []byte
-	switch name {
-	case "r":
-		switch {
-		case v.client == nil:
-		case v.up == nil:
-			reply = appendAck(nil, v.client.in)
-		default:
-			if v.clientAsked++; v.clientAsked == 1 {
-				upReply = []byte("<r xmlns='" + nsSM + "'/>")
-			}
-		}
-	case "a":
-		if h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32); err == nil {
-			if upH, advanced := v.clientAcked(uint32(h)); advanced {
-				upReply = appendAck(nil, upH)
-			}
-		}
-	case "enable":
-		if v.client == nil {
-			v.client = &smState{id: newStreamID()}
-			resume := string(attrValue(raw, "resume"))
-			v.resumable = resume == "true" || resume == "1"
-			reply = []byte("<enabled xmlns='" + nsSM + "' id='" + v.client.id + "' resume='true'/>")
-		} else {
-			reply = smFailed("unexpected-request")
-		}
-	default: // resume on a live stream, or anything else
-		reply = smFailed("unexpected-request")
-	}
-	v.mu.Unlock()
-	if reply != nil {
-		r.send(&r.client, reply)
-	}
-	if upReply != nil {
-		r.send(&r.up, upReply)
-	}
-}
-
-// clientAcked drops what the client acknowledged with h and reports the
-// new upstream h when it advanced, so the upstream learns at once.
-// Called with v.mu held.
-func (v *session2) clientAcked(h uint32) (uint32, bool) {
-	i := 0
-	before := v.upDone
-	for ; i < len(v.unacked) && v.unacked[i].seq <= h; i++ {
-		if up := v.unacked[i].upSeq; up > v.upDone {
-			v.upDone = up
-		}
-	}
-	v.unacked = v.unacked[i:]
-	return v.upDone, v.upDone != before && v.up != nil
-}
-
 // fromUpstream applies the upstream leg's stream management and reports
 // whether the unit goes to the client.
 func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
@@ -384,171 +288,7 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	return v.toClient(r, out, upSeq)
 }
 
-// route applies the 2.0 routing rules to a message that arrived on this
-// session's upstream leg: a 2.0-marked full-JID message the 1.0 server
-// rerouted to this resource is dropped; the account's exactly-once rules
-// decide which sessions get it; each copy gets the entering rules. It
-// returns this session's copy, or nil; the others are delivered directly.
-func (v *session2) route(r *relay, raw []byte) []byte {
-	if reroutedFullJID(raw, v.jid) {
-		return nil
-	}
-	if v.acc == nil {
-		return entering(raw)
-	}
-	ds, err := v.acc.observe(v.jid, raw)
-	if err != nil {
-		r.s.log.Debug("message not routed", "err", err)
-	}
-	var mine []byte
-	for _, d := range ds {
-		if d.to == r {
-			mine = entering(d.stanza)
-			continue
-		}
-		d.to.deliver(entering(d.stanza))
-	}
-	return mine
-}
-
-// deliver writes a stanza that arrived on a sibling session's leg to this
-// session's client, with this leg's stream management.
-func (r *relay) deliver(stanza []byte) {
-	v := r.s.v2
-	if out := v.toClient(r, bytes.Clone(stanza), 0); out != nil {
-		r.send(&r.client, out)
-	}
-}
-
-// toClient counts a stanza on the client leg, keeps it for replay until
-// acked, and reports what to forward (nil while detached).
-func (v *session2) toClient(r *relay, out []byte, upSeq uint32) []byte {
-	v.mu.Lock()
-	if v.client == nil {
-		if upSeq > v.upDone {
-			v.upDone = upSeq // nobody acks on the client leg: done when sent
-		}
-		v.mu.Unlock()
-		return out
-	}
-	v.client.out++
-	v.unacked = append(v.unacked, outStanza{seq: v.client.out, upSeq: upSeq, raw: bytes.Clone(out)})
-	forward, overflow := !v.detached, len(v.unacked) > v.maxUnacked
-	ask := forward && len(v.unacked)%requestEvery == 0
-	v.mu.Unlock()
-	switch {
-	case overflow:
-		r.terminate(streamErr(CondPolicyViolation, "too many unacknowledged stanzas"), true)
-		return nil
-	case ask:
-		r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
-	}
-	if !forward {
-		return nil
-	}
-	return out
-}
-
-// entering applies the migration rules to one delivered copy. A sent
-// carbon or a MAM result is a wrapper the client takes apart itself; only
-// plain messages (an unwrapped received carbon among them) are marked.
-func entering(stanza []byte) []byte {
-	if bytes.Contains(stanza, []byte(nsMAM)) && bytes.Contains(stanza, []byte("<result")) ||
-		bytes.Contains(stanza, []byte(nsCarbons)) && bytes.Contains(stanza, []byte("<sent")) {
-		return stanza
-	}
-	out, _, err := rewrite.Entering(stanza)
-	if err != nil {
-		return stanza
-	}
-	return out
-}
-
-// reroutedFullJID reports a message that a 2.0 client sent to another full
-// JID (it carries <xmpp-2/>) and that the 1.0 server delivered here instead.
-func reroutedFullJID(raw []byte, self string) bool {
-	if !bytes.Contains(raw, []byte(nsXMPP2)) {
-		return false
-	}
-	_, route, err := rewrite.Entering(raw)
-	if err != nil || !route.Marked2 {
-		return false
-	}
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	to := string(attrValue(tag, "to"))
-	return strings.Contains(to, "/") && !strings.EqualFold(to, self)
-}
-
-// upstreamSM answers the upstream's <r/> with what the client acked, and
-// turns the upstream's <a/> into the answer to the client's pending <r/>.
-func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
-	v.mu.Lock()
-	var toUp, toClient []byte
-	switch name {
-	case "r":
-		toUp = appendAck(nil, v.upDone)
-	case "a":
-		h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32)
-		if err == nil && v.clientAsked > 0 && v.client != nil {
-			acked := uint32(min(max(int64(h)-v.upBase, 0), int64(v.client.in)))
-			toClient = appendAck(nil, acked)
-			v.clientAsked = 0
-		}
-	}
-	detached := v.detached
-	v.mu.Unlock()
-	if toUp != nil {
-		r.send(&r.up, toUp)
-	}
-	if toClient != nil && !detached {
-		r.send(&r.client, toClient)
-	}
-}
-
-// detach marks the client leg gone if the session can be resumed.
-func (v *session2) detach() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.client == nil || !v.resumable || v.detached {
-		return false
-	}
-	v.detached = true
-	return true
-}
-
-// resumeGreeting reattaches the session: it drops what the client says it
-// received (h) and returns <resumed/> plus every stanza to replay.
-func (v *session2) resumeGreeting(h uint32, success func(*session2, []byte) []byte) ([]byte, uint32, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if h > v.client.out {
-		return nil, 0, false // the client claims more than was sent
-	}
-	v.clientAcked(h)
-	resumed := []byte("<resumed xmlns='" + nsSM + "' previd='")
-	resumed = appendEscaped(resumed, v.client.id)
-	resumed = append(resumed, "' h='"...)
-	resumed = strconv.AppendUint(resumed, uint64(v.client.in), 10)
-	resumed = append(resumed, "'/>"...)
-	b := success(v, resumed)
-	for _, u := range v.unacked {
-		b = append(b, u.raw...)
-	}
-	v.detached = false
-	return b, v.upDone, true
-}
-
 func bareJID(jid string) string {
 	bare, _, _ := strings.Cut(jid, "/")
 	return bare
-}
-
-func appendAck(b []byte, h uint32) []byte {
-	b = append(b, "<a xmlns='"+nsSM+"' h='"...)
-	b = strconv.AppendUint(b, uint64(h), 10)
-	return append(b, "'/>"...)
-}
-
-func smFailed(condition string) []byte {
-	return []byte("<failed xmlns='" + nsSM + "'><" + condition + " xmlns='" + nsStanzas + "'/></failed>")
 }

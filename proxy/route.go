@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
+)
+
+// bounceOffline answers a message to a full JID of a served domain that
+// no session is bound to with <service-unavailable/>: it is delivered
+// nowhere and archived nowhere (contract section 5).
+func (v *session2) bounceOffline(raw []byte) []byte {
+	tag := raw[:bytes.IndexByte(raw, '>')+1]
+	to := string(attrValue(tag, "to"))
+	bare, resource, full := strings.Cut(to, "/")
+	_, domain, _ := strings.Cut(bare, "@")
+	if !full || resource == "" || v.served == nil || !v.served(strings.ToLower(domain)) || v.bound(to) {
+		return nil
+	}
+	b := []byte("<message type='error' from='")
+	b = appendEscaped(b, to)
+	b = append(b, "' to='"...)
+	b = appendEscaped(b, v.jid)
+	if id := attrValue(tag, "id"); id != nil {
+		b = append(b, "' id='"...)
+		b = append(b, id...)
+	}
+	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
+}
+
+// route applies the 2.0 routing rules to a message that arrived on this
+// session's upstream leg: a 2.0-marked full-JID message the 1.0 server
+// rerouted to this resource is dropped; the account's exactly-once rules
+// decide which sessions get it; each copy gets the entering rules. It
+// returns this session's copy, or nil; the others are delivered directly.
+func (v *session2) route(r *relay, raw []byte) []byte {
+	if reroutedFullJID(raw, v.jid) {
+		return nil
+	}
+	if v.acc == nil {
+		return entering(raw)
+	}
+	ds, err := v.acc.observe(v.jid, raw)
+	if err != nil {
+		r.s.log.Debug("message not routed", "err", err)
+	}
+	var mine []byte
+	for _, d := range ds {
+		if d.to == r {
+			mine = entering(d.stanza)
+			continue
+		}
+		d.to.deliver(entering(d.stanza))
+	}
+	return mine
+}
+
+// deliver writes a stanza that arrived on a sibling session's leg to this
+// session's client, with this leg's stream management.
+func (r *relay) deliver(stanza []byte) {
+	v := r.s.v2
+	if out := v.toClient(r, bytes.Clone(stanza), 0); out != nil {
+		r.send(&r.client, out)
+	}
+}
+
+// entering applies the migration rules to one delivered copy. A sent
+// carbon or a MAM result is a wrapper the client takes apart itself; only
+// plain messages (an unwrapped received carbon among them) are marked.
+func entering(stanza []byte) []byte {
+	if bytes.Contains(stanza, []byte(nsMAM)) && bytes.Contains(stanza, []byte("<result")) ||
+		bytes.Contains(stanza, []byte(nsCarbons)) && bytes.Contains(stanza, []byte("<sent")) {
+		return stanza
+	}
+	out, _, err := rewrite.Entering(stanza)
+	if err != nil {
+		return stanza
+	}
+	return out
+}
+
+// reroutedFullJID reports a message that a 2.0 client sent to another full
+// JID (it carries <xmpp-2/>) and that the 1.0 server delivered here instead.
+func reroutedFullJID(raw []byte, self string) bool {
+	if !bytes.Contains(raw, []byte(nsXMPP2)) {
+		return false
+	}
+	_, route, err := rewrite.Entering(raw)
+	if err != nil || !route.Marked2 {
+		return false
+	}
+	tag := raw[:bytes.IndexByte(raw, '>')+1]
+	to := string(attrValue(tag, "to"))
+	return strings.Contains(to, "/") && !strings.EqualFold(to, self)
+}
