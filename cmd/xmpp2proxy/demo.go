@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,6 +42,9 @@ func newDemoCmd() *cobra.Command {
 
 func runDemo(ctx context.Context, out io.Writer, listen, directTLS, logLevel string) error {
 	const domain = "localhost"
+	// Ctrl-C also ends a pipe the output may go through (make demo | tee):
+	// a write to it must fail quietly, not kill the demo before cleanup.
+	signal.Ignore(syscall.SIGPIPE)
 	fmt.Fprintln(out, "starting a private Prosody ...")
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
