@@ -31,6 +31,7 @@ func TestBadInputAfterAuthGetsAStreamErrorAndLosesNothing(t *testing.T) {
 		{"a processing instruction is restricted XML", "<?evil ?>", "restricted-xml"},
 		{"a DOCTYPE is restricted XML", "<!DOCTYPE x>", "restricted-xml"},
 		{"mismatched tags are not well-formed", "<message><body></message>", "not-well-formed"},
+		{"a control character is not well-formed", "<message to='x@localhost'><body>a\x01b</body></message>", "not-well-formed"},
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		e := startProxy(t, srv)

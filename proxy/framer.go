@@ -58,6 +58,9 @@ const (
 
 const cdataOpen = "[CDATA["
 
+// U+FFFE and U+FFFF are valid UTF-8 but not XML characters.
+var nonCharFFFE, nonCharFFFF = []byte("\xef\xbf\xbe"), []byte("\xef\xbf\xbf")
+
 // Framer splits an XMPP stream into top-level units with a byte-level scanner
 // that enforces the size and depth limits and RFC 6120 section 11.1
 // (restricted XML: no comments, processing instructions or DTDs), so that no
@@ -169,19 +172,23 @@ func (f *Framer) next(block bool) (Unit, bool, error) {
 		if kind == UnitElement && !utf8.Valid(f.buf) {
 			return Unit{}, false, streamErr(CondUnsupportedEncoding, "stanza is not valid UTF-8")
 		}
+		if kind == UnitElement && (bytes.Contains(f.buf, nonCharFFFE) || bytes.Contains(f.buf, nonCharFFFF)) {
+			return Unit{}, false, errControlChar
+		}
 		return Unit{Kind: kind, Raw: f.buf}, true, nil
 	}
 }
 
 var (
-	errTooLarge   = streamErr(CondPolicyViolation, "stanza too large")
-	errTooDeep    = streamErr(CondPolicyViolation, "elements nested too deeply")
-	errComment    = streamErr(CondRestrictedXML, "comments are not allowed")
-	errPI         = streamErr(CondRestrictedXML, "processing instructions are not allowed")
-	errDTD        = streamErr(CondRestrictedXML, "document type declarations are not allowed")
-	errNotWF      = streamErr(CondNotWellFormed, "")
-	errTextAtRoot = streamErr(CondNotWellFormed, "character data between stanzas")
-	errMismatch   = streamErr(CondNotWellFormed, "end tag does not match start tag")
+	errTooLarge    = streamErr(CondPolicyViolation, "stanza too large")
+	errTooDeep     = streamErr(CondPolicyViolation, "elements nested too deeply")
+	errComment     = streamErr(CondRestrictedXML, "comments are not allowed")
+	errPI          = streamErr(CondRestrictedXML, "processing instructions are not allowed")
+	errDTD         = streamErr(CondRestrictedXML, "document type declarations are not allowed")
+	errNotWF       = streamErr(CondNotWellFormed, "")
+	errTextAtRoot  = streamErr(CondNotWellFormed, "character data between stanzas")
+	errMismatch    = streamErr(CondNotWellFormed, "end tag does not match start tag")
+	errControlChar = streamErr(CondNotWellFormed, "control characters are not allowed in XML")
 )
 
 // scan advances the state machine over f.buf[from:]. It returns the end
@@ -190,6 +197,9 @@ func (f *Framer) scan(from int) (int, UnitKind, error) {
 	b := f.buf
 	for i := from; i < len(b); i++ {
 		c := b[i]
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return 0, 0, errControlChar // XML 1.0 Char excludes C0 controls
+		}
 		switch f.state {
 		case sText:
 			if c == '<' {

@@ -139,6 +139,8 @@ func TestFramerRejectsBadInput(t *testing.T) {
 		{"text between stanzas is not well-formed", testHeader + "hello<presence/>", testLimits, CondNotWellFormed},
 		{"'<' inside an attribute value is not well-formed", testHeader + "<iq id='<'/>", testLimits, CondNotWellFormed},
 		{"an attribute without a value is not well-formed", testHeader + "<iq id/>", testLimits, CondNotWellFormed},
+		{"a control character is not well-formed", testHeader + "<message><body>a\x00b</body></message>", testLimits, CondNotWellFormed},
+		{"U+FFFF is not an XML character", testHeader + "<message><body>\xef\xbf\xbf</body></message>", testLimits, CondNotWellFormed},
 		{"invalid UTF-8 is an unsupported encoding", testHeader + "<message><body>\xff\xfe</body></message>", testLimits, CondUnsupportedEncoding},
 		{"an empty stream header is not well-formed", "<stream:stream/>", testLimits, CondNotWellFormed},
 		{"a stray close tag before the stream is not well-formed", "</stream:stream>", testLimits, CondNotWellFormed},
