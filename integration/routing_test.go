@@ -130,6 +130,31 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
 		},
 		{
+			name: "section 5: a bare-JID headline reaches every 2.0 session once even when a classic session holds a higher priority",
+			send: func(f *routingFixture, m string) *harness.Client {
+				// Servers give bare-JID headlines to every resource
+				// (RFC 6121 8.5.2.1.1) and the proxy's tap of the classic
+				// leg sees it too: still once per 2.0 session.
+				_ = f.a3.Send("<presence><priority>10</priority></presence>")
+				time.Sleep(300 * time.Millisecond)
+				sendChat(f.bob, "alice@"+domain, "headline", m)
+				return nil
+			},
+			want:  expect{1, 1, 1},
+			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
+		},
+		{
+			name: "section 5: a bare-JID normal message without body reaches every 2.0 session once even when a classic session holds a higher priority",
+			send: func(f *routingFixture, m string) *harness.Client {
+				_ = f.a3.Send("<presence><priority>10</priority></presence>")
+				time.Sleep(300 * time.Millisecond)
+				_ = f.bob.Send(fmt.Sprintf("<message to='alice@%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", domain, harness.NewID(), m))
+				return nil
+			},
+			want:  expect{1, 1, 1},
+			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
+		},
+		{
 			name: "section 5: a 2.0 message to this session's full JID is delivered here only",
 			send: func(f *routingFixture, m string) *harness.Client {
 				sendChat(f.carol, f.a1.JID, "chat", m)

@@ -10,7 +10,7 @@ import (
 // registry knows every full JID bound through the proxy, classic or 2.0,
 // and the online 2.0 sessions of each account (contract section 5).
 type registry struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	bound    map[string]int // full JID (lower case) -> sessions bound to it
 	accounts map[string]*account
 }
@@ -49,9 +49,16 @@ func (g *registry) unbind(jid string) {
 
 // isBound reports whether a session is bound to the full JID right now.
 func (g *registry) isBound(jid string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	return g.bound[strings.ToLower(jid)] > 0
+}
+
+// online returns the account's delivery state if it has 2.0 sessions.
+func (g *registry) online(bare string) *account {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.accounts[strings.ToLower(bare)]
 }
 
 // join makes a bound 2.0 session one of its account's delivery targets.

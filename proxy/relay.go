@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -298,8 +299,8 @@ func (r *relay) keep(src *relayLeg, u Unit) []byte {
 		return u.Raw
 	}
 	if r.filter == nil {
-		if src.idx == 1 && !r.boundSeen {
-			r.sniffClassicBind(u.Raw)
+		if src.idx == 1 {
+			r.classicUpstream(u.Raw)
 		}
 		return u.Raw
 	}
@@ -307,6 +308,36 @@ func (r *relay) keep(src *relayLeg, u Unit) []byte {
 		return r.filter.fromClient(r, u.Raw)
 	}
 	return r.filter.fromUpstream(r, u.Raw)
+}
+
+// classicUpstream watches, without changing a byte, what a classic
+// session receives: its bind result, then bare-JID messages for an account
+// that also has 2.0 sessions online. The 1.0 server gives those only to
+// the highest-priority resource and carbons only some types, so the proxy
+// hands them to the account's exactly-once rules, which deliver them to
+// every 2.0 session that has not had them (contract section 5).
+func (r *relay) classicUpstream(raw []byte) {
+	if !r.boundSeen {
+		r.sniffClassicBind(raw)
+		return
+	}
+	if !bytes.HasPrefix(raw, []byte("<message")) {
+		return
+	}
+	jid := r.s.bound()
+	bare := bareJID(jid)
+	acc := r.s.srv.registry.online(bare)
+	if acc == nil {
+		return
+	}
+	tag := raw[:bytes.IndexByte(raw, '>')+1]
+	if !strings.EqualFold(string(attrValue(tag, "to")), bare) {
+		return
+	}
+	ds, _ := acc.observe(jid, raw)
+	for _, d := range ds {
+		d.to.deliver(entering(d.stanza))
+	}
 }
 
 // sniffClassicBind registers the JID a classic session binds, so 2.0

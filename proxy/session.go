@@ -54,6 +54,13 @@ type session struct {
 	boundJID   string // the full JID bound through this session, if any
 }
 
+// bound returns the JID this session bound, or "".
+func (s *session) bound() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.boundJID
+}
+
 // setBound records the JID this session bound, for the registry.
 func (s *session) setBound(jid string) {
 	s.mu.Lock()
