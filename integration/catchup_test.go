@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
 var (
@@ -209,4 +210,32 @@ func configureOpenArchivedRoom(t *testing.T, owner *harness.Client, room string)
 		"<field var='muc#roomconfig_enablearchiving'><value>1</value></field>"+
 		"<field var='mam'><value>1</value></field></x></query></iq>")
 	waitFor(t, owner, "cfg1")
+}
+
+func TestCatchupCapSaysIncompleteAndLosesNothing(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv, func(c *proxy.Config) { c.Limits.MaxCatchup = 2 })
+		bob := e.login(t, "bob")
+		send(t, bob, fmt.Sprintf("<message to='erin@%s' type='chat'><body>before</body></message>", domain))
+		time.Sleep(300 * time.Millisecond)
+		after := archiveEnd(t, e, "erin")
+		marker := harness.NewID()
+		for i := 1; i <= 3; i++ {
+			send(t, bob, fmt.Sprintf("<message to='erin@%s' type='chat' id='c%d-%s'><body>capped %d %s</body></message>", domain, i, marker, i, marker))
+		}
+		time.Sleep(300 * time.Millisecond)
+		erin := e.login2(t, "erin", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/><presence xmlns='jabber:client'/></bind>"
+		})
+		before, synced, later := catchup(t, erin)
+		if got := bodiesWith(before, marker); strings.Join(got, "|") != "capped 1 "+marker+"|capped 2 "+marker {
+			t.Fatalf("capped catch-up = %q, want the two oldest", got)
+		}
+		if m := syncedRE.FindSubmatch(synced); m == nil || string(m[2]) != "2" || string(m[3]) != "false" {
+			t.Fatalf("synced = %s, want count='2' complete='false'", synced)
+		}
+		if got := bodiesWith(later, marker); len(got) != 1 || got[0] != "capped 3 "+marker {
+			t.Fatalf("after <synced/>: %q, want the third message once (offline flush)", got)
+		}
+	})
 }

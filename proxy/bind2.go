@@ -140,7 +140,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 		rj := &roomJoin{req: j, room: strings.ToLower(j.Room)}
 		req = append(req, mucJoin(j)...)
 		if j.After != "" {
-			rj.catchup = &archiveSync{to: j.Room, queryID: j.Room, idPrefix: "x2-room" + strconv.Itoa(i) + "-", after: j.After}
+			rj.catchup = &archiveSync{to: j.Room, queryID: j.Room, idPrefix: "x2-room" + strconv.Itoa(i) + "-", after: j.After, max: st.s.srv.cfg.Limits.MaxCatchup}
 		}
 		st.joins = append(st.joins, rj)
 	}
@@ -150,7 +150,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 		}
 	}
 	if sync := bind.Sync; sync != nil && (sync.After != "" || sync.Within != "") {
-		st.sync = &archiveSync{queryID: queryIDSync, idPrefix: queryIDSync + "-", after: sync.After}
+		st.sync = &archiveSync{queryID: queryIDSync, idPrefix: queryIDSync + "-", after: sync.After, max: st.s.srv.cfg.Limits.MaxCatchup}
 		if secs, err := strconv.Atoi(sync.Within); err == nil && secs > 0 && sync.After == "" {
 			st.sync.start = time.Now().Add(-time.Duration(secs) * time.Second)
 		}

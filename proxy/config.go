@@ -69,6 +69,9 @@ type LimitsConfig struct {
 	// MaxUnacked caps the stanzas a 2.0 client has not acknowledged; past
 	// it the session ends (<policy-violation/>) rather than grow.
 	MaxUnacked int `yaml:"max_unacked"`
+	// MaxCatchup caps the archived messages one Bind2 <sync/> (or room
+	// catch-up) delivers; beyond it <synced/> says complete='false'.
+	MaxCatchup int `yaml:"max_catchup"`
 }
 
 // TimeoutsConfig holds the proxy's timeouts.
@@ -86,6 +89,10 @@ type TimeoutsConfig struct {
 	// Resume is how long a vanished 2.0 client's session is held, its
 	// upstream leg open, for XEP-0198 resumption.
 	Resume Duration `yaml:"resume"`
+	// SetupStep bounds each optional part of the Bind2 replay (archive
+	// metadata, catch-up, MUC joins): past it the session comes up without
+	// that part and reports it (<join-failed/>, complete='false').
+	SetupStep Duration `yaml:"setup_step"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in YAML.
@@ -120,6 +127,7 @@ func DefaultConfig() Config {
 
 			MaxDetachedSessions: 10000,
 			MaxUnacked:          10000,
+			MaxCatchup:          2000,
 		},
 		Timeouts: TimeoutsConfig{
 			Handshake:    Duration(30 * time.Second),
@@ -128,6 +136,7 @@ func DefaultConfig() Config {
 			UpstreamDial: Duration(10 * time.Second),
 			Close:        Duration(5 * time.Second),
 			Resume:       Duration(5 * time.Minute),
+			SetupStep:    Duration(10 * time.Second),
 		},
 		QueueSize: 32,
 	}
@@ -215,13 +224,16 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 	if c.Limits.MaxDetachedSessions < 1 {
 		bad("limits.max_detached_sessions", "must be at least 1")
 	}
+	if c.Limits.MaxCatchup < 1 {
+		bad("limits.max_catchup", "must be at least 1")
+	}
 	if c.Limits.MaxUnacked < 16 {
 		bad("limits.max_unacked", "%d is below 16", c.Limits.MaxUnacked)
 	}
 	for name, d := range map[string]Duration{
 		"timeouts.handshake": c.Timeouts.Handshake, "timeouts.write": c.Timeouts.Write,
 		"timeouts.upstream_dial": c.Timeouts.UpstreamDial, "timeouts.close": c.Timeouts.Close,
-		"timeouts.resume": c.Timeouts.Resume,
+		"timeouts.resume": c.Timeouts.Resume, "timeouts.setup_step": c.Timeouts.SetupStep,
 	} {
 		if d <= 0 {
 			bad(name, "must be positive")

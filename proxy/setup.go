@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-// maxCatchup bounds the messages one catch-up delivers; beyond it the
-// <synced/> says complete='false' and the client pages the rest itself.
-const maxCatchup = 2000
-
-// setupStepTimeout bounds each optional part of the Bind2 replay (archive
-// metadata, catch-up, MUC joins): past it the session comes up without
-// that part and reports it, instead of hanging.
-const setupStepTimeout = 10 * time.Second
-
 // archiveSync is one MAM catch-up: the account's or a room's.
 type archiveSync struct {
 	to, queryID, idPrefix string
@@ -26,11 +17,14 @@ type archiveSync struct {
 	lastID                string
 	page                  int
 	done, complete        bool
+	// max bounds the messages this catch-up delivers (limits.max_catchup);
+	// beyond it <synced/> says complete='false' and the client pages on.
+	max int
 }
 
 func (a *archiveSync) request() []byte {
 	id := a.idPrefix + strconv.Itoa(a.page)
-	return mamQuery(id, a.to, a.queryID, a.after, a.start, syncPage, false)
+	return mamQuery(id, a.to, a.queryID, a.after, a.start, min(syncPage, a.max-len(a.results)), false)
 }
 
 // onFin handles a page's end and returns the next page's request, if any.
@@ -43,7 +37,7 @@ func (a *archiveSync) onFin(fin mamFin) []byte {
 		a.done, a.complete = true, true
 		return nil
 	}
-	if len(a.results) >= maxCatchup {
+	if len(a.results) >= a.max {
 		a.done = true
 		return nil
 	}
@@ -99,9 +93,9 @@ func (st *setupState) allDone() bool {
 }
 
 // run reads until every answer is in. Optional parts that do not answer
-// within setupStepTimeout are given up and reported as failed.
+// within timeouts.setup_step are given up and reported as failed.
 func (st *setupState) run(deadline time.Time) error {
-	stepDeadline := time.Now().Add(setupStepTimeout)
+	stepDeadline := time.Now().Add(time.Duration(st.s.srv.cfg.Timeouts.SetupStep))
 	for !st.allDone() {
 		if len(st.followUp) > 0 {
 			if err := writeAll(st.s.up.conn, st.followUp); err != nil {
