@@ -399,7 +399,7 @@ func (s *session) upgradeClientTLS() error {
 	}
 	s.conn = tc
 	s.secure = true
-	s.fr.Reset(bufio.NewReaderSize(tc, readBufSize))
+	s.fr.Reset(bufio.NewReaderSize(tc, tlsReadBufSize))
 	return nil
 }
 

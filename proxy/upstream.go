@@ -67,7 +67,11 @@ func (s *Server) negotiateUpstream(ctx context.Context, conn net.Conn, domain, l
 		}
 		conn = tc
 	}
-	up := &upstreamLeg{conn: conn, fr: NewFramer(bufio.NewReaderSize(conn, readBufSize), s.upstreamLimits())}
+	bufSize := readBufSize
+	if s.cfg.UpstreamTLS == UpstreamTLSDirect {
+		bufSize = tlsReadBufSize
+	}
+	up := &upstreamLeg{conn: conn, fr: NewFramer(bufio.NewReaderSize(conn, bufSize), s.upstreamLimits())}
 	feats, err := up.openStream(domain, lang)
 	if err != nil {
 		return nil, err
@@ -112,7 +116,7 @@ func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, la
 		return upstreamFeatures{}, fmt.Errorf("tls: %w", err)
 	}
 	up.conn = tc
-	up.fr.Reset(bufio.NewReaderSize(tc, readBufSize))
+	up.fr.Reset(bufio.NewReaderSize(tc, tlsReadBufSize))
 	return up.openStream(domain, lang)
 }
 
