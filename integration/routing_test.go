@@ -407,3 +407,19 @@ func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
 		}
 	})
 }
+
+func TestAFullJIDMessageWithPrivateStaysWithThatSession(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		if srv.Name() == "prosody" {
+			t.Skip("Prosody strips an inbound <private/> before delivery: the proxy never sees it (docs/protocol.md)")
+		}
+		e := startProxy(t, srv)
+		f := newRoutingFixture(t, e)
+		marker := "private-" + harness.NewID()
+		_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><private xmlns='urn:xmpp:carbons:2'/></message>", f.a1.JID, harness.NewID(), marker))
+		s := collect(marker, f.a1, f.a2)
+		if s[0].n != 1 || s[1].n != 0 {
+			t.Fatalf("the addressed 2.0 session saw it %d times, the other %d; want 1 and 0", s[0].n, s[1].n)
+		}
+	})
+}
