@@ -31,7 +31,7 @@ integration:
 
 ## bench: relay throughput and latency through the proxy vs direct, same run
 bench:
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 3s ./integration/...
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 3x -timeout 30m ./integration/...
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/xmpp2proxy ./cmd/xmpp2proxy
