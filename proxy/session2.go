@@ -34,10 +34,15 @@ type session2 struct {
 	// client has acked, or that never go to it (contract section 7).
 	upDone     uint32
 	maxUnacked int
-	// upBase is how many stanzas the proxy itself sent upstream after
-	// enabling SM there: the client's stanza k is the upstream's upBase+k.
-	// A client stanza answered by the proxy itself (a bounce) lowers it.
-	upBase int64
+	// upSent numbers the stanzas sent upstream since SM was enabled there,
+	// the proxy's own setup stanzas first.
+	upSent uint32
+	// inFlight are the client's stanzas the upstream has not acked yet, in
+	// order, each with its upstream number (0: answered by the proxy).
+	inFlight []inFlight
+	// clientDone is how many of the client's stanzas count as acked;
+	// upAcked is the upstream's last h.
+	clientDone, upAcked uint32
 	// clientAsked counts the client's <r/> waiting for the upstream's <a/>:
 	// the proxy acks a client stanza only once the upstream acked it.
 	clientAsked int
@@ -196,7 +201,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	// Stanzas the upstream sent during setup are done upstream at once: the
 	// catch-up part of them is archived, so nothing is lost if the client
 	// vanishes before acking them.
-	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upBase: int64(bs.upOut), maxUnacked: s.srv.cfg.Limits.MaxUnacked,
+	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upSent: bs.upOut, maxUnacked: s.srv.cfg.Limits.MaxUnacked,
 		served: func(d string) bool { return s.srv.domains[d] }, bound: s.srv.registry.isBound}
 	s.setBound(bs.jid)
 	if bs.smID != "" {
@@ -232,19 +237,10 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	if !isStanza(name) {
 		return raw
 	}
-	v.mu.Lock()
-	if v.client != nil {
-		v.client.in++
-	}
-	v.mu.Unlock()
 	out := raw
 	if string(name) == "message" {
 		if bounce := v.bounceOffline(raw); bounce != nil {
-			// Answered here: it never reaches the upstream, so the
-			// client's count and the upstream's part ways by one.
-			v.mu.Lock()
-			v.upBase--
-			v.mu.Unlock()
+			v.clientStanza(false) // answered here, never upstream
 			r.send(&r.client, bounce)
 			return nil
 		}
@@ -252,11 +248,7 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 			out = rewritten
 		}
 	}
-	v.mu.Lock()
-	if v.up != nil {
-		v.up.out++
-	}
-	v.mu.Unlock()
+	v.clientStanza(true)
 	return out
 }
 

@@ -69,3 +69,31 @@ func TestCountStanzas(t *testing.T) {
 		t.Fatalf("countStanzas = %d, want 3", n)
 	}
 }
+
+func TestClientStanzasAreAckedOnlyOnceTheUpstreamHasThem(t *testing.T) {
+	// Three setup stanzas went upstream before the client's.
+	v := &session2{client: &smState{}, up: &smState{}, upSent: 3}
+	v.clientStanza(true)  // client 1 -> upstream 4
+	v.clientStanza(false) // client 2 bounced by the proxy
+	v.clientStanza(true)  // client 3 -> upstream 5
+	steps := []struct {
+		upstreamH uint32
+		wantDone  uint32
+	}{
+		{3, 0}, // only the proxy's own stanzas: nothing of the client's yet
+		{4, 2}, // client 1, and the bounce right after it
+		{5, 3}, // everything
+	}
+	if v.clientDone != 0 {
+		t.Fatalf("a bounce behind an unacked stanza was acked early: done=%d", v.clientDone)
+	}
+	for _, s := range steps {
+		v.upstreamAcked(s.upstreamH)
+		if v.clientDone != s.wantDone {
+			t.Fatalf("upstream h=%d: client done %d, want %d", s.upstreamH, v.clientDone, s.wantDone)
+		}
+	}
+	if len(v.inFlight) != 0 {
+		t.Fatalf("in flight after everything acked: %+v", v.inFlight)
+	}
+}

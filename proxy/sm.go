@@ -12,6 +12,57 @@ type smState struct {
 	out uint32 // stanzas sent on this leg
 }
 
+// inFlight is one client stanza on its way: its number on the client leg
+// and on the upstream leg (0 when the proxy answered it itself).
+type inFlight struct {
+	client, up uint32
+}
+
+// clientStanza counts a stanza from the client; forwarded says whether it
+// goes upstream (and so waits for the upstream's ack) or was answered here.
+func (v *session2) clientStanza(forwarded bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.client != nil {
+		v.client.in++
+	}
+	if v.up == nil || v.client == nil {
+		if v.client != nil {
+			v.clientDone = v.client.in // nothing upstream to wait for
+		}
+		return
+	}
+	f := inFlight{client: v.client.in}
+	if forwarded {
+		v.upSent++
+		f.up = v.upSent
+	}
+	v.inFlight = append(v.inFlight, f)
+	v.settle(0)
+}
+
+// upstreamAcked applies the upstream's h: the client's stanzas up to the
+// last one the upstream has, and those answered here right after them,
+// are done. Called with v.mu held.
+func (v *session2) upstreamAcked(h uint32) { v.settle(h) }
+
+// settle pops in-flight stanzas that are done: acked upstream (up <= h) or
+// answered here, in order, so nothing is acked before what precedes it.
+func (v *session2) settle(h uint32) {
+	if h > v.upAcked {
+		v.upAcked = h
+	}
+	i := 0
+	for ; i < len(v.inFlight); i++ {
+		f := v.inFlight[i]
+		if f.up != 0 && f.up > v.upAcked {
+			break
+		}
+		v.clientDone = f.client
+	}
+	v.inFlight = v.inFlight[i:]
+}
+
 // outStanza is one stanza sent to the client: its client-leg sequence
 // number and, when it came from upstream, its upstream one.
 type outStanza struct {
@@ -118,9 +169,11 @@ func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
 		toUp = appendAck(nil, v.upDone)
 	case "a":
 		h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32)
+		if err == nil {
+			v.upstreamAcked(uint32(h))
+		}
 		if err == nil && v.clientAsked > 0 && v.client != nil {
-			acked := uint32(min(max(int64(h)-v.upBase, 0), int64(v.client.in)))
-			toClient = appendAck(nil, acked)
+			toClient = appendAck(nil, v.clientDone)
 			v.clientAsked = 0
 		}
 	}
