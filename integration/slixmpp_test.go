@@ -105,7 +105,9 @@ func TestSlixmppThroughTheProxy(t *testing.T) {
 		bob := e.login(t, "bob")
 		goOnline(t, bob)
 		body := "from slixmpp " + harness.NewID()
-		events, wait := runSlixmpp(t, "--addr", e.proxy.Addr().String(), "--jid", "alice@"+domain,
+		// ivan is used by this test only: no offline message left by other
+		// tests can end slixmpp's --expect 1 early.
+		events, wait := runSlixmpp(t, "--addr", e.proxy.Addr().String(), "--jid", "ivan@"+domain,
 			"--password", password, "--to", "bob@"+domain, "--message", body, "--roster", "--expect", "1")
 		start := nextEvent(t, events, "session_start")
 		nextEvent(t, events, "roster")
