@@ -403,55 +403,84 @@ func (s *session) upgradeClientTLS() error {
 	return nil
 }
 
-// authenticate relays one SASL exchange to the upstream. It reports whether
-// it succeeded; a failure leaves the stream open for another attempt.
-func (s *session) authenticate(auth []byte, mechanism string, deadline time.Time) (bool, error) {
+// saslProfile is how one SASL profile (RFC 6120 or XEP-0388) frames the
+// exchange for the client; the upstream always speaks RFC 6120.
+type saslProfile struct {
+	// failure renders a failure the proxy raises itself.
+	failure func(condition, text string) []byte
+	// challenge and upstreamFailure render the upstream's elements.
+	challenge, upstreamFailure func(raw []byte) []byte
+	// response relays the client's answer to a challenge.
+	response func() error
+}
+
+// classicSASL relays RFC 6120 SASL byte for byte.
+func (s *session) classicSASL() saslProfile {
+	same := func(raw []byte) []byte { return raw }
+	return saslProfile{failure: saslFailure1, challenge: same, upstreamFailure: same,
+		response: func() error { return s.relaySASLResponse(s.up) }}
+}
+
+// relaySASL checks the policy, sends the client's <auth/> upstream and runs
+// the challenge loop. It returns the upstream's <success/>, or nil after a
+// failure the client was told about (it may try again).
+func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadline time.Time) ([]byte, error) {
 	if !s.secure && !s.srv.cfg.AllowPlaintext {
-		return false, s.saslFailure("encryption-required", "use STARTTLS before authenticating")
+		return nil, s.writeClient(p.failure("encryption-required", "use STARTTLS before authenticating"))
 	}
 	up, err := s.upstream()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if !slices.Contains(up.mechanisms, mechanism) {
-		return false, s.saslFailure("invalid-mechanism", "")
+		return nil, s.writeClient(p.failure("invalid-mechanism", ""))
 	}
 	_ = up.conn.SetDeadline(deadline)
 	if s.ctx.Err() != nil { // shut down before the deadline was set
-		return false, context.Cause(s.ctx)
+		return nil, context.Cause(s.ctx)
 	}
 	if err := writeAll(up.conn, auth); err != nil {
-		return false, fmt.Errorf("%w: %w", ErrUpstream, err)
+		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	for {
 		u, err := up.fr.Next()
 		if err != nil || u.Kind != UnitElement {
-			return false, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
+			return nil, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
 		}
 		start, _ := startOf(u.Raw)
 		if start.Name.Space == nsStream && start.Name.Local == "error" {
 			_ = s.writeClient(append(bytes.Clone(u.Raw), streamEnd...))
-			return false, errUpstreamError
+			return nil, errUpstreamError
 		}
 		if start.Name.Space != nsSASL {
-			return false, fmt.Errorf("%w: unexpected %s during SASL", ErrUpstream, start.Name.Local)
-		}
-		if err := s.writeClient(u.Raw); err != nil {
-			return false, err
+			return nil, fmt.Errorf("%w: unexpected %s during SASL", ErrUpstream, start.Name.Local)
 		}
 		switch start.Name.Local {
 		case "success":
-			return true, nil
+			return bytes.Clone(u.Raw), nil
 		case "failure":
-			return false, nil
+			return nil, s.writeClient(p.upstreamFailure(u.Raw))
 		case "challenge":
-			if err := s.relaySASLResponse(up); err != nil {
-				return false, err
+			if err := s.writeClient(p.challenge(u.Raw)); err != nil {
+				return nil, err
+			}
+			if err := p.response(); err != nil {
+				return nil, err
 			}
 		default:
-			return false, fmt.Errorf("%w: unexpected SASL element %s", ErrUpstream, start.Name.Local)
+			return nil, fmt.Errorf("%w: unexpected SASL element %s", ErrUpstream, start.Name.Local)
 		}
 	}
+}
+
+// authenticate relays one classic SASL exchange. It reports whether it
+// succeeded; a failure leaves the stream open for another attempt.
+func (s *session) authenticate(auth []byte, mechanism string, deadline time.Time) (bool, error) {
+	success, err := s.relaySASL(s.classicSASL(), auth, mechanism, deadline)
+	if err != nil || success == nil {
+		return false, err
+	}
+	return true, s.writeClient(success)
 }
 
 // relaySASLResponse forwards the client's <response/> or <abort/>.
@@ -470,14 +499,15 @@ func (s *session) relaySASLResponse(up *upstreamLeg) error {
 	return nil
 }
 
-func (s *session) saslFailure(condition, text string) error {
+// saslFailure1 renders an RFC 6120 <failure/>.
+func saslFailure1(condition, text string) []byte {
 	b := []byte("<failure xmlns='" + nsSASL + "'><" + condition + "/>")
 	if text != "" {
 		b = append(b, "<text xml:lang='en'>"...)
 		b = appendEscaped(b, text)
 		b = append(b, "</text>"...)
 	}
-	return s.writeClient(append(b, "</failure>"...))
+	return append(b, "</failure>"...)
 }
 
 // restartAfterAuth restarts both streams (RFC 6120 6.4.6) and hands the

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,27 +61,17 @@ func (s *session) authenticate2(raw []byte, deadline time.Time) (bool, error) {
 	if err != nil {
 		return false, streamErr(CondBadFormat, "malformed <authenticate/>")
 	}
-	if !s.secure && !s.srv.cfg.AllowPlaintext {
-		return false, s.writeClient(saslFailure2("encryption-required", "use STARTTLS before authenticating"))
+	profile := saslProfile{
+		failure:         saslFailure2,
+		challenge:       func(raw []byte) []byte { return sasl2Wrap("challenge", raw) },
+		upstreamFailure: sasl2Failure,
+		response:        s.relaySASL2Response,
 	}
-	up, err := s.upstream()
-	if err != nil {
+	success, err := s.relaySASL(profile, a.sasl1Auth(), a.Mechanism, deadline)
+	if err != nil || success == nil {
 		return false, err
 	}
-	if !slices.Contains(up.mechanisms, a.Mechanism) {
-		return false, s.writeClient(saslFailure2("invalid-mechanism", ""))
-	}
-	_ = up.conn.SetDeadline(deadline)
-	if s.ctx.Err() != nil {
-		return false, s.ctx.Err()
-	}
-	if err := writeAll(up.conn, a.sasl1Auth()); err != nil {
-		return false, fmt.Errorf("%w: %w", ErrUpstream, err)
-	}
-	additional, ok, err := s.relaySASL2()
-	if err != nil || !ok {
-		return false, err
-	}
+	additional := innerText(success)
 	resumeFailed := false
 	if prev := a.resumeRequest(); prev != nil {
 		if s.resume(a, prev, additional) {
@@ -133,40 +121,6 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	up.conn.Close()
 	s.log.Info("2.0 session resumed", "previd", prev.PrevID)
 	return true
-}
-
-// relaySASL2 runs the challenge/response loop. It returns the upstream's
-// additional success data and whether authentication succeeded.
-func (s *session) relaySASL2() (string, bool, error) {
-	for {
-		u, err := s.up.fr.Next()
-		if err != nil || u.Kind != UnitElement {
-			return "", false, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
-		}
-		start, _ := startOf(u.Raw)
-		if start.Name.Space == nsStream && start.Name.Local == "error" {
-			_ = s.writeClient(append(bytes.Clone(u.Raw), streamEnd...))
-			return "", false, errUpstreamError
-		}
-		if start.Name.Space != nsSASL {
-			return "", false, fmt.Errorf("%w: unexpected %s during SASL", ErrUpstream, start.Name.Local)
-		}
-		switch start.Name.Local {
-		case "success":
-			return innerText(u.Raw), true, nil
-		case "failure":
-			return "", false, s.writeClient(sasl2Failure(u.Raw))
-		case "challenge":
-			if err := s.writeClient(sasl2Wrap("challenge", u.Raw)); err != nil {
-				return "", false, err
-			}
-			if err := s.relaySASL2Response(); err != nil {
-				return "", false, err
-			}
-		default:
-			return "", false, fmt.Errorf("%w: unexpected SASL element %s", ErrUpstream, start.Name.Local)
-		}
-	}
 }
 
 func (s *session) relaySASL2Response() error {
