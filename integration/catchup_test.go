@@ -134,9 +134,7 @@ func TestInlineJoinEntersTheRoomAndReportsJoined(t *testing.T) {
 		e := startProxy(t, srv)
 		room := fmt.Sprintf("join-%s@%s", harness.NewID(), srv.MUCService())
 		erin := e.login(t, "erin")
-		send(t, erin, fmt.Sprintf("<presence to='%s/erin'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room))
-		waitFor(t, erin, "<presence", room+"/erin", "110")
-		configureOpenArchivedRoom(t, erin, room)
+		openRoom(t, erin, room, "erin")
 		dave := e.login2(t, "dave", func(l *harness.Login) {
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><join xmlns='urn:xmpp:xmpp2:0' room='" + room + "' nick='dave'/></bind>"
 		})
@@ -167,9 +165,7 @@ func TestInlineJoinWithAfterSyncsTheRoomArchiveInsteadOfHistory(t *testing.T) {
 		e := startProxy(t, srv)
 		room := fmt.Sprintf("archive-%s@%s", harness.NewID(), srv.MUCService())
 		erin := e.login(t, "erin")
-		send(t, erin, fmt.Sprintf("<presence to='%s/erin'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room))
-		waitFor(t, erin, "<presence", room+"/erin", "110")
-		configureOpenArchivedRoom(t, erin, room)
+		openRoom(t, erin, room, "erin")
 		marker := harness.NewID()
 		var ids []string
 		for i := 1; i <= 3; i++ {
@@ -201,10 +197,12 @@ func TestInlineJoinWithAfterSyncsTheRoomArchiveInsteadOfHistory(t *testing.T) {
 	})
 }
 
-// configureOpenArchivedRoom submits the owner form so the room is unlocked
-// and archived (Prosody locks new rooms until configured).
-func configureOpenArchivedRoom(t *testing.T, owner *harness.Client, room string) {
+// openRoom has owner create room as nick and configure it open and
+// archived (Prosody locks new rooms until their owner configures them).
+func openRoom(t *testing.T, owner *harness.Client, room, nick string) {
 	t.Helper()
+	send(t, owner, fmt.Sprintf("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room, nick))
+	waitFor(t, owner, "<presence", room+"/"+nick, "110")
 	send(t, owner, "<iq type='set' id='cfg1' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'>"+
 		"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"+
 		"<field var='muc#roomconfig_enablearchiving'><value>1</value></field>"+
