@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 )
 
@@ -61,7 +60,7 @@ func isStanza(name []byte) bool {
 // countStanzas counts the stanzas in a run of top-level elements the proxy
 // wrote itself, for the upstream leg's XEP-0198 count.
 func countStanzas(b []byte) uint32 {
-	f := NewFramer(bufio.NewReader(bytes.NewReader(b)), Limits{MaxBytes: len(b) + 1, MaxDepth: 64})
+	f := NewFramer(bytes.NewReader(b), Limits{MaxBytes: len(b) + 1, MaxDepth: 64})
 	f.inStream = true
 	var n uint32
 	for {

@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
+	"io"
 	"unicode/utf8"
 )
 
@@ -68,10 +68,17 @@ var nonCharFFFE, nonCharFFFF = []byte("\xef\xbf\xbe"), []byte("\xef\xbf\xbf")
 // balance and names match, but leaves namespaces and entities to whoever
 // decodes the unit.
 type Framer struct {
-	r      *bufio.Reader
+	r      io.Reader
 	limits Limits
 
-	buf      []byte // the unit being assembled
+	// buf holds the unit last returned (or being assembled) from offset
+	// 0 to unitEnd, then whatever was read after it. It comes from a pool
+	// and goes back there while nothing is pending (Release).
+	buf      []byte
+	scanned  int   // bytes of buf the scanner has seen
+	unitEnd  int   // end of the unit last returned; 0 while assembling one
+	readErr  error // came with the last bytes read; reported once they are used
+	drained  bool  // the last read did not fill the space it was offered
 	state    int
 	quote    byte
 	depth    int
@@ -86,38 +93,87 @@ type Framer struct {
 	partial  bool   // TryNext stopped inside a unit; resume, do not reset
 }
 
-// NewFramer returns a Framer reading from r.
-func NewFramer(r *bufio.Reader, limits Limits) *Framer {
+// NewFramer returns a Framer reading from r. The Framer does its own
+// buffering: r is best the connection itself.
+func NewFramer(r io.Reader, limits Limits) *Framer {
 	return &Framer{r: r, limits: limits}
 }
 
 // SetLimits changes the limits, for example once a client has authenticated.
 func (f *Framer) SetLimits(l Limits) { f.limits = l }
 
-// Reset starts a new stream on a new reader (after STARTTLS or SASL success).
-func (f *Framer) Reset(r *bufio.Reader) {
+// Reset starts a new stream: on a new reader after STARTTLS (the caller
+// has checked that nothing was read past <starttls/>), or on the same one
+// (r nil) after SASL success, keeping what the peer already pipelined.
+func (f *Framer) Reset(r io.Reader) {
 	if r != nil {
-		f.r = r
+		f.r, f.readErr = r, nil
 	}
 	f.inStream = false
-	f.resetUnit()
+	f.partial = false
+	f.startUnit()
 }
 
 // Buffered reports how many bytes were read from the connection but not yet
 // returned as units.
-func (f *Framer) Buffered() int { return f.r.Buffered() }
+func (f *Framer) Buffered() int { return len(f.buf) - f.unitEnd }
 
+// Drained reports whether the last read returned less than it was offered:
+// the reader had nothing more at that moment.
+func (f *Framer) Drained() bool { return f.drained }
+
+// Release gives the read buffer back to the pool when nothing is pending
+// in it, so that an idle leg holds none; the next read takes one again.
+// The unit last returned must no longer be in use.
+func (f *Framer) Release() {
+	if f.partial || f.Buffered() > 0 || f.buf == nil {
+		return
+	}
+	putReadBuf(f.buf)
+	f.buf, f.unitEnd, f.scanned = nil, 0, 0
+}
+
+// keepBuf is the largest buffer a Framer keeps once the unit that needed
+// it is done: one huge stanza must not pin its buffer for the session.
 const keepBuf = 8 << 10
 
-func (f *Framer) resetUnit() {
-	if cap(f.buf) > keepBuf {
-		f.buf = nil // one huge stanza must not pin its buffer for the session
+// startUnit drops the unit last returned, keeps what was read after it,
+// and resets the scanner.
+func (f *Framer) startUnit() {
+	ahead := f.buf[f.unitEnd:]
+	if cap(f.buf) > keepBuf && len(ahead) <= keepBuf {
+		f.buf = append(getReadBuf(), ahead...)
+	} else {
+		f.buf = f.buf[:copy(f.buf, ahead)]
 	}
-	f.buf = f.buf[:0]
+	f.unitEnd, f.scanned = 0, 0
 	f.state = sText
 	f.depth = 0
 	f.names = f.names[:0]
 	f.nameEnds = f.nameEnds[:0]
+}
+
+// fill reads once into the free end of buf, growing it when full.
+func (f *Framer) fill() error {
+	if err := f.readErr; err != nil {
+		f.readErr = nil // a timeout is not the end: the next read may work
+		return err
+	}
+	if f.buf == nil {
+		f.buf = getReadBuf()
+	}
+	if len(f.buf) == cap(f.buf) {
+		f.buf = append(f.buf, make([]byte, cap(f.buf))...)[:len(f.buf)]
+	}
+	space := f.buf[len(f.buf):cap(f.buf)]
+	n, err := f.r.Read(space)
+	f.drained = n < len(space)
+	f.buf = f.buf[:len(f.buf)+n]
+	if err != nil && n == 0 {
+		return err
+	}
+	f.readErr = err // reported once the bytes that came with it are used
+	return nil
 }
 
 // Next returns the next unit. Errors are either I/O errors from the reader or
@@ -137,45 +193,43 @@ func (f *Framer) TryNext() (u Unit, ok bool, err error) {
 
 func (f *Framer) next(block bool) (Unit, bool, error) {
 	if !f.partial {
-		f.resetUnit()
+		f.startUnit()
 	}
 	f.partial = false
 	for {
-		if f.r.Buffered() == 0 {
+		if f.scanned == len(f.buf) {
 			if !block {
 				f.partial = len(f.buf) > 0
 				return Unit{}, false, nil
 			}
-			if _, err := f.r.Peek(1); err != nil {
+			if err := f.fill(); err != nil {
 				return Unit{}, false, err
 			}
+			continue
 		}
-		chunk, _ := f.r.Peek(f.r.Buffered())
-		start := len(f.buf)
-		f.buf = append(f.buf, chunk...)
-		end, kind, err := f.scan(start)
+		end, kind, err := f.scan(f.scanned)
 		if err != nil {
 			return Unit{}, false, err
 		}
 		if end < 0 {
-			_, _ = f.r.Discard(len(chunk))
-			if len(f.buf) > f.limits.MaxBytes {
+			f.scanned = len(f.buf)
+			if f.scanned > f.limits.MaxBytes {
 				return Unit{}, false, errTooLarge
 			}
 			continue
 		}
-		_, _ = f.r.Discard(end - start)
-		f.buf = f.buf[:end]
-		if len(f.buf) > f.limits.MaxBytes {
+		f.scanned, f.unitEnd = end, end
+		if end > f.limits.MaxBytes {
 			return Unit{}, false, errTooLarge
 		}
-		if kind == UnitElement && !utf8.Valid(f.buf) {
+		raw := f.buf[:end]
+		if kind == UnitElement && !utf8.Valid(raw) {
 			return Unit{}, false, streamErr(CondUnsupportedEncoding, "stanza is not valid UTF-8")
 		}
-		if kind == UnitElement && (bytes.Contains(f.buf, nonCharFFFE) || bytes.Contains(f.buf, nonCharFFFF)) {
+		if kind == UnitElement && (bytes.Contains(raw, nonCharFFFE) || bytes.Contains(raw, nonCharFFFF)) {
 			return Unit{}, false, errControlChar
 		}
-		return Unit{Kind: kind, Raw: f.buf}, true, nil
+		return Unit{Kind: kind, Raw: raw}, true, nil
 	}
 }
 

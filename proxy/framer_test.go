@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -247,5 +248,75 @@ func TestTryNextNeverWaitsAndResumesAPartialStanza(t *testing.T) {
 	u, err = f.Next()
 	if err != nil || string(u.Raw) != second {
 		t.Fatalf("Next after a partial TryNext = %q %v, want %q", u.Raw, err, second)
+	}
+}
+
+func TestFramerReleasesItsBufferOnlyWhenNothingIsPending(t *testing.T) {
+	r := &chunkReader{chunks: []string{testHeader + "<presence/><presence", "/>"}}
+	f := NewFramer(r, testLimits)
+	for range 2 {
+		if _, err := f.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Release()
+	if f.buf == nil {
+		t.Fatal("Release dropped a partly read stanza")
+	}
+	if _, ok, _ := f.TryNext(); ok {
+		t.Fatal("TryNext returned a stanza that is not complete")
+	}
+	f.Release()
+	if f.buf == nil {
+		t.Fatal("Release dropped the stanza TryNext is assembling")
+	}
+	if u, err := f.Next(); err != nil || string(u.Raw) != "<presence/>" {
+		t.Fatalf("Next = %q %v", u.Raw, err)
+	}
+	f.Release()
+	if f.buf != nil {
+		t.Fatal("Release kept the buffer with nothing pending")
+	}
+}
+
+func TestFramerResetKeepsWhatThePeerPipelined(t *testing.T) {
+	// A client pipelines its new stream header right after its auth.
+	r := &chunkReader{chunks: []string{testHeader + "<auth/>" + testHeader + "<iq/>"}}
+	f := NewFramer(r, testLimits)
+	for range 2 {
+		if _, err := f.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Reset(nil)
+	if u, err := f.Next(); err != nil || u.Kind != UnitStreamOpen {
+		t.Fatalf("after Reset: %v %q %v, want the pipelined stream header", u.Kind, u.Raw, err)
+	}
+	if u, err := f.Next(); err != nil || string(u.Raw) != "<iq/>" {
+		t.Fatalf("after the header: %q %v", u.Raw, err)
+	}
+}
+
+// timeoutReader fails its first read with a timeout, then reads from r.
+type timeoutReader struct {
+	r        io.Reader
+	timedOut bool
+}
+
+func (t *timeoutReader) Read(p []byte) (int, error) {
+	if !t.timedOut {
+		t.timedOut = true
+		return 0, os.ErrDeadlineExceeded
+	}
+	return t.r.Read(p)
+}
+
+func TestFramerReportsATimeoutOnceAndReadsOnAfterIt(t *testing.T) {
+	f := NewFramer(&timeoutReader{r: strings.NewReader(testHeader)}, testLimits)
+	if _, err := f.Next(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("first Next = %v, want the timeout", err)
+	}
+	if u, err := f.Next(); err != nil || u.Kind != UnitStreamOpen {
+		t.Fatalf("Next after the timeout = %v %v, want the stream header", u.Kind, err)
 	}
 }

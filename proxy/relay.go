@@ -44,6 +44,7 @@ type relayLeg struct {
 	idx  int // 0 client, 1 upstream
 	conn net.Conn
 	fr   *Framer
+	park *parking
 	out  chan []byte // nil item: flush and stop
 	idle time.Duration
 	// gone is closed when a 2.0 client leg detaches for resumption; a new
@@ -76,9 +77,10 @@ type unitFilter interface {
 func (s *session) startRelay() bool {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
-		s:      s,
-		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, out: make(chan []byte, q), idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
-		up:     relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, out: make(chan []byte, q)},
+		s: s,
+		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: newParking(s.rawConn, s.rec), out: make(chan []byte, q),
+			idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
+		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: newParking(s.up.sock, s.up.rec), out: make(chan []byte, q)},
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
@@ -204,9 +206,9 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	}
 	s := r.s
 	s.mu.Lock()
-	s.rawConn, s.conn, s.fr = ns.rawConn, ns.conn, ns.fr
+	s.rawConn, s.conn, s.rec, s.fr = ns.rawConn, ns.conn, ns.rec, ns.fr
 	s.mu.Unlock()
-	r.client.conn, r.client.fr = ns.conn, ns.fr
+	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, newParking(ns.rawConn, ns.rec)
 	_ = ns.writeClient(greeting) // a failure shows up in the new writer
 	if s.v2.up != nil {
 		r.send(&r.up, appendAck(nil, upH))
@@ -246,6 +248,7 @@ func (r *relay) readLoop(src, dst *relayLeg) {
 				idleSet = now
 			}
 		}
+		src.park.park(src.fr)
 		u, err := src.fr.Next()
 		if err != nil {
 			r.readFailed(src, err)

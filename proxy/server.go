@@ -16,16 +16,6 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/sessioncache"
 )
 
-// readBufSize is the read buffer of a plaintext leg (the loopback upstream,
-// a plaintext client). The framer works with any size; small buffers keep
-// idle sessions cheap, larger ones save read syscalls under load.
-const readBufSize = 2048
-
-// tlsReadBufSize is the read buffer over a TLS connection: reads are
-// served from the record crypto/tls already holds, so a small buffer
-// costs no syscalls.
-const tlsReadBufSize = 512
-
 // Server accepts XMPP client connections and relays each one to the
 // upstream server.
 type Server struct {

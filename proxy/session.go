@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -26,8 +25,9 @@ var sessionIDs atomic.Uint64
 type session struct {
 	srv       *Server
 	log       *slog.Logger
-	rawConn   net.Conn // the accepted TCP connection, closed on abort
-	conn      net.Conn // rawConn, or the TLS connection over it
+	rawConn   net.Conn    // the accepted TCP connection, closed on abort
+	conn      net.Conn    // rawConn, or the TLS connection over it
+	rec       *recordConn // under the client TLS connection, if any
 	fr        *Framer
 	directTLS bool
 	secure    bool
@@ -89,7 +89,7 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
 		log:       srv.log.With("conn", id, "remote", conn.RemoteAddr().String()),
 		rawConn:   conn,
 		conn:      conn,
-		fr:        NewFramer(bufio.NewReaderSize(conn, readBufSize), srv.preauthLimits()),
+		fr:        NewFramer(conn, srv.preauthLimits()),
 		directTLS: directTLS,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -393,13 +393,14 @@ func (s *session) upgradeClientTLS() error {
 		// Anything sent in the clear after <starttls/> could be an injection.
 		return streamErr(CondPolicyViolation, "data after <starttls/> before the TLS handshake")
 	}
-	tc := tls.Server(s.conn, s.srv.tls)
+	rec := newRecordConn(s.conn)
+	tc := tls.Server(rec, s.srv.tls)
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return fmt.Errorf("client tls: %w", err)
 	}
-	s.conn = tc
+	s.conn, s.rec = tc, rec
 	s.secure = true
-	s.fr.Reset(bufio.NewReaderSize(tc, tlsReadBufSize))
+	s.fr.Reset(tc)
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -24,6 +23,8 @@ type upstreamFeatures struct {
 // stream to the upstream server.
 type upstreamLeg struct {
 	conn       net.Conn
+	sock       net.Conn    // the TCP connection under conn
+	rec        *recordConn // under the TLS connection, if any
 	fr         *Framer
 	mechanisms []string // offered to clients: the upstream's minus -PLUS
 }
@@ -60,18 +61,16 @@ func (s *Server) dialUpstream(ctx context.Context, domain, lang string) (*upstre
 func (s *Server) negotiateUpstream(ctx context.Context, conn net.Conn, domain, lang string) (*upstreamLeg, error) {
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
+	up := &upstreamLeg{conn: conn, sock: conn}
 	if s.cfg.UpstreamTLS == UpstreamTLSDirect {
-		tc := tls.Client(conn, s.upstreamTLSConfig(domain))
+		up.rec = newRecordConn(conn)
+		tc := tls.Client(up.rec, s.upstreamTLSConfig(domain))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		conn = tc
+		up.conn = tc
 	}
-	bufSize := readBufSize
-	if s.cfg.UpstreamTLS == UpstreamTLSDirect {
-		bufSize = tlsReadBufSize
-	}
-	up := &upstreamLeg{conn: conn, fr: NewFramer(bufio.NewReaderSize(conn, bufSize), s.upstreamLimits())}
+	up.fr = NewFramer(up.conn, s.upstreamLimits())
 	feats, err := up.openStream(domain, lang)
 	if err != nil {
 		return nil, err
@@ -111,12 +110,13 @@ func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, la
 	if up.fr.Buffered() > 0 {
 		return upstreamFeatures{}, errors.New("data after <proceed/> before the TLS handshake")
 	}
-	tc := tls.Client(up.conn, cfg)
+	up.rec = newRecordConn(up.conn)
+	tc := tls.Client(up.rec, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return upstreamFeatures{}, fmt.Errorf("tls: %w", err)
 	}
 	up.conn = tc
-	up.fr.Reset(bufio.NewReaderSize(tc, tlsReadBufSize))
+	up.fr.Reset(tc)
 	return up.openStream(domain, lang)
 }
 

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-accepted
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// parkAsync parks in the background and reports when park returns.
+func parkAsync(p *parking, fr *Framer) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { p.park(fr); close(done) }()
+	return done
+}
+
+func returned(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	case <-time.After(50 * time.Millisecond):
+		return false
+	}
+}
+
+func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+	peer, sock := tcpPair(t)
+	fr := NewFramer(sock, testLimits)
+	p := newParking(sock, nil)
+	writeString(t, peer, testHeader+"<presence/>")
+	if u, err := fr.Next(); err != nil || u.Kind != UnitStreamOpen {
+		t.Fatalf("header: %v %v", u.Kind, err)
+	}
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	done := parkAsync(p, fr)
+	if returned(done) {
+		t.Fatal("park returned with no input on the socket")
+	}
+	writeString(t, peer, "<message><body>hi</body></message>")
+	<-done
+	if fr.buf != nil {
+		t.Fatal("the leg held its read buffer while parked")
+	}
+	if u, err := fr.Next(); err != nil || string(u.Raw) != "<message><body>hi</body></message>" {
+		t.Fatalf("after park: %q %v", u.Raw, err)
+	}
+}
+
+func TestParkDoesNotWaitWhileTheFramerHoldsInput(t *testing.T) {
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+	peer, sock := tcpPair(t)
+	fr := NewFramer(sock, testLimits)
+	p := newParking(sock, nil)
+	writeString(t, peer, testHeader+"<presence/><presence/>")
+	for range 2 { // the header and the first stanza; the second is read ahead
+		if _, err := fr.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !returned(parkAsync(p, fr)) {
+		t.Fatal("park waited with a stanza already read")
+	}
+}
+
+func TestParkReturnsWhenTheSocketCloses(t *testing.T) {
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+	peer, sock := tcpPair(t)
+	fr := NewFramer(sock, testLimits)
+	done := parkAsync(newParking(sock, nil), fr)
+	peer.Close()
+	<-done
+	if _, err := fr.Next(); err == nil {
+		t.Fatal("Next after the peer closed returned no error")
+	}
+}
+
+func TestParkReturnsAtTheReadDeadline(t *testing.T) {
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+	_, sock := tcpPair(t)
+	fr := NewFramer(sock, testLimits)
+	_ = sock.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	<-parkAsync(newParking(sock, nil), fr)
+	if _, err := fr.Next(); !isTimeout(err) {
+		t.Fatalf("Next after the deadline = %v, want a timeout", err)
+	}
+}
+
+// Under TLS, a record that arrived together with the one just returned sits
+// in the recordConn: parking then would wait for input that is already in.
+func TestAnIdleTLSLegParksOnlyWhenTLSHoldsNothing(t *testing.T) {
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+	client, hold, server, rec, sock := tlsPair(t)
+	fr := NewFramer(server, testLimits)
+	p := newParking(sock, rec)
+	fr.inStream = true
+	// Each Write is a record; both go out in one TCP write, so the
+	// server's first socket read takes both.
+	hold.held = true
+	writeString(t, client, "<presence id='1'/>")
+	writeString(t, client, "<presence id='2'/>")
+	hold.release(t)
+	if u, err := fr.Next(); err != nil || string(u.Raw) != "<presence id='1'/>" {
+		t.Fatalf("first: %q %v", u.Raw, err)
+	}
+	if rec.buffered() == 0 {
+		t.Fatal("the second record should be waiting in the recordConn")
+	}
+	if !returned(parkAsync(p, fr)) {
+		t.Fatal("park waited while a record was buffered under TLS")
+	}
+	if u, err := fr.Next(); err != nil || string(u.Raw) != "<presence id='2'/>" {
+		t.Fatalf("second: %q %v", u.Raw, err)
+	}
+	done := parkAsync(p, fr)
+	if returned(done) {
+		t.Fatal("park returned with nothing sent")
+	}
+	writeString(t, client, "<presence id='3'/>")
+	<-done
+	if u, err := fr.Next(); err != nil || string(u.Raw) != "<presence id='3'/>" {
+		t.Fatalf("third: %q %v", u.Raw, err)
+	}
+}
+
+func writeString(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := c.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
