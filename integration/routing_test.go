@@ -406,11 +406,11 @@ func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
 	})
 }
 
+// TestAFullJIDMessageWithPrivateStaysWithThatSession: bob is a classic
+// session through the proxy. Prosody takes the <private/> off before
+// delivery; the proxy saw it on bob's way up and puts it back.
 func TestAFullJIDMessageWithPrivateStaysWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		if srv.Name() == "prosody" {
-			t.Skip("Prosody strips an inbound <private/> before delivery: the proxy never sees it (docs/protocol.md)")
-		}
 		e := startProxy(t, srv)
 		f := newRoutingFixture(t, e)
 		marker := "private-" + harness.NewID()
