@@ -84,6 +84,8 @@ func entering(stanza []byte) []byte {
 
 // reroutedFullJID reports a message that a 2.0 client sent to another full
 // JID (it carries <xmpp-2/>) and that the 1.0 server delivered here instead.
+// Only Prosody shows it: ejabberd addresses every copy it delivers to the
+// receiving session, and the message then looks sent here (docs/protocol.md).
 func reroutedFullJID(raw []byte, self string) bool {
 	if !bytes.Contains(raw, []byte(nsXMPP2)) {
 		return false
