@@ -20,6 +20,9 @@ type account struct {
 	mu       sync.Mutex // guards sim and sessions; never held while delivering
 	sim      *carbonsim.Account
 	sessions map[string]*relay // full JID as bound -> its relay
+	// private remembers classic senders' private messages to these
+	// sessions, whose marker Prosody takes off (private.go).
+	private privateHints
 }
 
 // delivery is one stanza for one session's client leg.

@@ -304,6 +304,8 @@ func (r *relay) keep(src *relayLeg, u Unit) []byte {
 	if r.filter == nil {
 		if src.idx == 1 {
 			r.classicUpstream(u.Raw)
+		} else {
+			r.classicClient(u.Raw)
 		}
 		return u.Raw
 	}

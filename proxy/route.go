@@ -31,7 +31,8 @@ func (v *session2) bounceOffline(raw []byte) []byte {
 
 // route applies the 2.0 routing rules to a message that arrived on this
 // session's upstream leg: a 2.0-marked full-JID message the 1.0 server
-// rerouted to this resource is dropped; the account's exactly-once rules
+// rerouted to this resource is dropped; a <private/> that Prosody took off
+// a classic sender's message is put back; the account's exactly-once rules
 // decide which sessions get it; each copy gets the entering rules. It
 // returns this session's copy, or nil; the others are delivered directly.
 func (v *session2) route(r *relay, raw []byte) []byte {
@@ -41,6 +42,7 @@ func (v *session2) route(r *relay, raw []byte) []byte {
 	if v.acc == nil {
 		return entering(raw)
 	}
+	raw = v.acc.restorePrivate(raw)
 	ds, err := v.acc.observe(v.jid, raw)
 	if err != nil {
 		r.s.log.Debug("message not routed", "err", err)
@@ -82,6 +84,8 @@ func entering(stanza []byte) []byte {
 
 // reroutedFullJID reports a message that a 2.0 client sent to another full
 // JID (it carries <xmpp-2/>) and that the 1.0 server delivered here instead.
+// Only Prosody shows it: ejabberd addresses every copy it delivers to the
+// receiving session, and the message then looks sent here (docs/protocol.md).
 func reroutedFullJID(raw []byte, self string) bool {
 	if !bytes.Contains(raw, []byte(nsXMPP2)) {
 		return false

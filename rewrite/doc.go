@@ -75,6 +75,13 @@
 // <xmpp-1/>; a message that already carries <xmpp-1/> does not get a second.
 // Hence both functions are idempotent.
 //
+// # Restoring <private/>
+//
+// HasPrivate and WithPrivate look for and put back a direct
+// <private xmlns='urn:xmpp:carbons:2'/>: Prosody takes it off a message before
+// delivery, and the proxy, which saw the sender write it, restores it before
+// Entering decides the route.
+//
 // # Bytes
 //
 // Only direct children of <message> are looked at, added or removed, never
