@@ -13,6 +13,8 @@ type parking struct {
 	rec      *recordConn     // under TLS: the bytes TLS has not been given yet
 	peek     [1]byte
 	readable func(fd uintptr) bool // p.hasInput, bound once
+	check    func(fd uintptr) bool // p.checkIdle, bound once
+	empty    bool                  // what check saw
 }
 
 // newParking returns the parking for a leg whose socket is sock, with
@@ -27,21 +29,35 @@ func newParking(sock net.Conn, rec *recordConn) *parking {
 		return &parking{}
 	}
 	p := &parking{raw: raw, rec: rec}
-	p.readable = p.hasInput
+	p.readable, p.check = p.hasInput, p.checkIdle
 	return p
 }
 
-// park waits until fr's next read has input, with fr's buffer given back
-// in the meantime, when that is safe: nothing is pending in fr and, under
-// TLS, TLS holds nothing it has not returned. Errors (a deadline, a closed
-// socket) are left for that read to report.
-func (p *parking) park(fr *Framer) {
+// idle reports whether fr's next read would block and the leg can wait
+// without a buffer: nothing is pending in fr, under TLS nothing is held
+// that TLS has not returned, and the socket has no input.
+func (p *parking) idle(fr *Framer) bool {
 	if p.raw == nil || fr.Buffered() > 0 {
-		return
+		return false
 	}
 	if p.rec != nil && (p.rec.buffered() > 0 || !fr.Drained()) {
-		return
+		return false
 	}
+	p.empty = false
+	_ = p.raw.Read(p.check)
+	return p.empty
+}
+
+// checkIdle looks at the socket once, without waiting.
+func (p *parking) checkIdle(fd uintptr) bool {
+	p.empty = peekWouldBlock(fd, p.peek[:])
+	return true
+}
+
+// park gives fr's buffer back and waits until the socket has input. Only
+// an idle leg parks. Errors (a deadline, a closed socket) are left for the
+// next read to report.
+func (p *parking) park(fr *Framer) {
 	fr.Release()
 	_ = p.raw.Read(p.readable)
 }

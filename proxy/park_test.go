@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -28,8 +29,13 @@ func tcpPair(t *testing.T) (a, b net.Conn) {
 	return a, b
 }
 
-// parkAsync parks in the background and reports when park returns.
-func parkAsync(p *parking, fr *Framer) <-chan struct{} {
+// parkAsync parks in the background, as the relay does once a leg is idle,
+// and reports when park returns.
+func parkAsync(t *testing.T, p *parking, fr *Framer) <-chan struct{} {
+	t.Helper()
+	if !p.idle(fr) {
+		t.Fatal("the leg is not idle")
+	}
 	done := make(chan struct{})
 	go func() { p.park(fr); close(done) }()
 	return done
@@ -58,7 +64,7 @@ func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
 	if _, err := fr.Next(); err != nil {
 		t.Fatal(err)
 	}
-	done := parkAsync(p, fr)
+	done := parkAsync(t, p, fr)
 	if returned(done) {
 		t.Fatal("park returned with no input on the socket")
 	}
@@ -72,7 +78,7 @@ func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
 	}
 }
 
-func TestParkDoesNotWaitWhileTheFramerHoldsInput(t *testing.T) {
+func TestALegIsNotIdleWhileTheFramerHoldsInput(t *testing.T) {
 	if !canPeek {
 		t.Skip("no parking on this platform")
 	}
@@ -85,8 +91,8 @@ func TestParkDoesNotWaitWhileTheFramerHoldsInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !returned(parkAsync(p, fr)) {
-		t.Fatal("park waited with a stanza already read")
+	if p.idle(fr) {
+		t.Fatal("a leg with a stanza already read is idle")
 	}
 }
 
@@ -96,7 +102,7 @@ func TestParkReturnsWhenTheSocketCloses(t *testing.T) {
 	}
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
-	done := parkAsync(newParking(sock, nil), fr)
+	done := parkAsync(t, newParking(sock, nil), fr)
 	peer.Close()
 	<-done
 	if _, err := fr.Next(); err == nil {
@@ -111,7 +117,7 @@ func TestParkReturnsAtTheReadDeadline(t *testing.T) {
 	_, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	_ = sock.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-	<-parkAsync(newParking(sock, nil), fr)
+	<-parkAsync(t, newParking(sock, nil), fr)
 	if _, err := fr.Next(); !isTimeout(err) {
 		t.Fatalf("Next after the deadline = %v, want a timeout", err)
 	}
@@ -119,7 +125,7 @@ func TestParkReturnsAtTheReadDeadline(t *testing.T) {
 
 // Under TLS, a record that arrived together with the one just returned sits
 // in the recordConn: parking then would wait for input that is already in.
-func TestAnIdleTLSLegParksOnlyWhenTLSHoldsNothing(t *testing.T) {
+func TestATLSLegIsIdleOnlyWhenTLSHoldsNothing(t *testing.T) {
 	if !canPeek {
 		t.Skip("no parking on this platform")
 	}
@@ -139,13 +145,13 @@ func TestAnIdleTLSLegParksOnlyWhenTLSHoldsNothing(t *testing.T) {
 	if rec.buffered() == 0 {
 		t.Fatal("the second record should be waiting in the recordConn")
 	}
-	if !returned(parkAsync(p, fr)) {
-		t.Fatal("park waited while a record was buffered under TLS")
+	if p.idle(fr) {
+		t.Fatal("a leg is idle while a record is buffered under TLS")
 	}
 	if u, err := fr.Next(); err != nil || string(u.Raw) != "<presence id='2'/>" {
 		t.Fatalf("second: %q %v", u.Raw, err)
 	}
-	done := parkAsync(p, fr)
+	done := parkAsync(t, p, fr)
 	if returned(done) {
 		t.Fatal("park returned with nothing sent")
 	}
@@ -160,5 +166,25 @@ func writeString(t *testing.T, c net.Conn, s string) {
 	t.Helper()
 	if _, err := c.Write([]byte(s)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestALegWithInputInTheSocketIsNotIdle(t *testing.T) {
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+	peer, sock := tcpPair(t)
+	fr := NewFramer(sock, testLimits)
+	p := newParking(sock, nil)
+	if !p.idle(fr) {
+		t.Fatal("a leg with nothing sent is not idle")
+	}
+	writeString(t, peer, testHeader)
+	if _, err := fr.Next(); err != nil { // the header is in: the data arrived
+		t.Fatal(err)
+	}
+	writeString(t, peer, "<presence/>")
+	for p.idle(fr) { // the kernel has it once the peer's write lands
+		runtime.Gosched()
 	}
 }

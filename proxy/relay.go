@@ -45,8 +45,12 @@ type relayLeg struct {
 	conn net.Conn
 	fr   *Framer
 	park *parking
-	out  chan []byte // nil item: flush and stop
-	idle time.Duration
+	// idleSet is when the reader last moved the idle deadline; heard is
+	// set once the peer sent something since.
+	idleSet time.Time
+	heard   bool
+	out     chan []byte // nil item: flush and stop
+	idle    time.Duration
 	// gone is closed when a 2.0 client leg detaches for resumption; a new
 	// one comes with each attachment.
 	gone chan struct{}
@@ -95,7 +99,7 @@ func (s *session) startRelay() bool {
 		s.handshakeFailed(context.Cause(s.ctx))
 		return false
 	}
-	r.spawn(func() { r.readLoop(&r.up, &r.client) })
+	r.startReader(&r.up, &r.client, nil)
 	r.startClient()
 	return true
 }
@@ -125,7 +129,7 @@ func (r *relay) startClient() {
 	r.client.gone = make(chan struct{})
 	r.mu.Unlock()
 	r.clientWG.Add(1)
-	r.spawn(func() { defer r.clientWG.Done(); r.readLoop(&r.client, &r.up) })
+	r.startReader(&r.client, &r.up, r.clientWG.Done)
 	r.kick(&r.client) // anything queued before the leg started
 }
 
@@ -236,40 +240,64 @@ func (r *relay) other(l *relayLeg) *relayLeg {
 	return &r.client
 }
 
-func (r *relay) readLoop(src, dst *relayLeg) {
-	var idleSet time.Time
+// startReader runs src's reader; done, if set, runs once the leg's reading
+// is over. Each time the leg goes idle, the reader hands over to a fresh
+// goroutine that waits for input: the stack the last burst grew is freed
+// at once (a parked goroutine's stack never shrinks below 4 KiB), so an
+// idle leg costs one minimal stack and no buffer.
+func (r *relay) startReader(src, dst *relayLeg, done func()) {
+	r.spawn(func() {
+		if src.park.raw != nil && src.park.idle(src.fr) {
+			src.park.park(src.fr)
+		}
+		if r.readLoop(src, dst) {
+			r.startReader(src, dst, done)
+			return
+		}
+		if done != nil {
+			done()
+		}
+	})
+}
+
+// readLoop relays what src reads to dst. It returns true when src has gone
+// idle and its reader should park, false when reading is over.
+func (r *relay) readLoop(src, dst *relayLeg) (idle bool) {
 	// Moving the deadline costs a timer update: do it at most once per
 	// second (a quarter of a shorter idle timeout) rather than per stanza.
 	refresh := min(time.Second, src.idle/4)
 	for {
-		if src.idle > 0 {
-			if now := time.Now(); now.Sub(idleSet) > refresh {
+		if src.idle > 0 && (src.idleSet.IsZero() || src.heard) {
+			if now := time.Now(); now.Sub(src.idleSet) > refresh {
 				_ = src.conn.SetReadDeadline(now.Add(src.idle))
-				idleSet = now
+				src.idleSet, src.heard = now, false
 			}
 		}
-		src.park.park(src.fr)
+		if src.park.idle(src.fr) {
+			return true
+		}
 		u, err := src.fr.Next()
 		if err != nil {
 			r.readFailed(src, err)
-			return
+			return false
 		}
 		if u.Kind == UnitStreamClose {
 			r.peerClosed(src)
-			return
+			return false
 		}
+		src.heard = true
 		batch := bytes.Clone(r.keep(src, u))
 		batch, last, err := r.coalesce(src, batch)
 		if len(batch) > 0 && !r.send(dst, batch) {
-			return
+			return false
 		}
 		switch {
 		case err != nil:
 			r.readFailed(src, err)
-			return
+			return false
 		case last == UnitStreamClose:
 			r.peerClosed(src)
-			return
+			return false
 		}
 	}
 }
