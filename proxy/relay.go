@@ -49,7 +49,7 @@ type relayLeg struct {
 	// set once the peer sent something since.
 	idleSet time.Time
 	heard   bool
-	out     chan []byte // nil item: flush and stop
+	out     queue // nil item: flush and stop
 	idle    time.Duration
 	// gone is closed when a 2.0 client leg detaches for resumption; a new
 	// one comes with each attachment.
@@ -82,9 +82,9 @@ func (s *session) startRelay() bool {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
 		s: s,
-		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: newParking(s.rawConn, s.rec), out: make(chan []byte, q),
+		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: newParking(s.rawConn, s.rec), out: queue{size: q},
 			idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
-		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: newParking(s.up.sock, s.up.rec), out: make(chan []byte, q)},
+		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: newParking(s.up.sock, s.up.rec), out: queue{size: q}},
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
@@ -142,7 +142,7 @@ func (r *relay) kick(l *relayLeg) {
 	if gone != nil && isClosed(gone) {
 		return
 	}
-	if len(l.out) > 0 && l.writing.CompareAndSwap(false, true) {
+	if l.out.len() > 0 && l.writing.CompareAndSwap(false, true) {
 		r.spawn(func() { r.writeLoop(l, gone) })
 	}
 }
@@ -201,9 +201,7 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	}
 	// Anything still queued for the old connection is in unacked and
 	// comes again in the greeting; nothing new is queued while detached.
-	for len(r.client.out) > 0 {
-		<-r.client.out
-	}
+	r.client.out.drain()
 	greeting, upH, ok := r.s.v2.resumeGreeting(h, success)
 	if !ok {
 		return false
@@ -388,9 +386,12 @@ func (r *relay) sniffClassicBind(raw []byte) {
 
 // send queues b for dst's writer, waiting while the queue is full.
 func (r *relay) send(dst *relayLeg, b []byte) bool {
+	ch := dst.out.acquire()
 	select {
-	case dst.out <- b:
+	case ch <- b:
+		dst.out.release()
 	case <-r.s.ctx.Done():
+		dst.out.release()
 		return false
 	}
 	r.kick(dst)
@@ -412,9 +413,10 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 			l.writing.Store(false)
 			return
 		}
+		ch := l.out.current()
 		var b []byte
 		select {
-		case b = <-l.out:
+		case b = <-ch:
 		default:
 			// Idle for now: linger a moment, as streaming traffic comes in
 			// bursts and a new goroutine would grow its stack again.
@@ -424,11 +426,15 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 				linger.Reset(writerLinger)
 			}
 			select {
-			case b = <-l.out:
+			case b = <-ch:
 			case <-linger.C:
-				// Idle: hand over to the next send, unless one raced in.
+				// Idle: drop the queue and hand over to the next send,
+				// unless one raced in.
+				if !l.out.retire() {
+					continue
+				}
 				l.writing.Store(false)
-				if len(l.out) == 0 || !l.writing.CompareAndSwap(false, true) {
+				if l.out.len() == 0 || !l.writing.CompareAndSwap(false, true) {
 					return
 				}
 				continue
@@ -439,11 +445,11 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 			}
 		}
 		stop := b == nil
-		if !stop && len(l.out) > 0 {
+		if !stop && len(ch) > 0 {
 			// Several stanzas are waiting: one write (one TLS record).
 			batch = append(batch[:0], b...)
-			for len(l.out) > 0 && len(batch) < maxBatch {
-				next := <-l.out
+			for len(ch) > 0 && len(batch) < maxBatch {
+				next := <-ch
 				if stop = next == nil; stop {
 					break
 				}

@@ -885,7 +885,7 @@ func TestShutdownCompletesWhenClientWriteFailsDuringFinalFlush(t *testing.T) {
 	up.send(t, "<message><body>"+strings.Repeat("x", 8<<20)+"</body></message>")
 	// Once the client writer is stuck on it, further stanzas queue up.
 	r := relayOf(t, srv)
-	for i := 0; len(r.client.out) == 0; i++ {
+	for i := 0; r.client.out.len() == 0; i++ {
 		if i == 1000 {
 			t.Fatal("the client writer never got stuck")
 		}
