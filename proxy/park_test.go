@@ -29,6 +29,13 @@ func tcpPair(t *testing.T) (a, b net.Conn) {
 	return a, b
 }
 
+func requireParking(t *testing.T) {
+	t.Helper()
+	if !canPeek {
+		t.Skip("no parking on this platform")
+	}
+}
+
 // parkAsync parks in the background, as the relay does once a leg is idle,
 // and reports when park returns.
 func parkAsync(t *testing.T, p *parking, fr *Framer) <-chan struct{} {
@@ -51,9 +58,7 @@ func returned(c <-chan struct{}) bool {
 }
 
 func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
-	if !canPeek {
-		t.Skip("no parking on this platform")
-	}
+	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	p := newParking(sock, nil)
@@ -79,9 +84,7 @@ func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
 }
 
 func TestALegIsNotIdleWhileTheFramerHoldsInput(t *testing.T) {
-	if !canPeek {
-		t.Skip("no parking on this platform")
-	}
+	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	p := newParking(sock, nil)
@@ -97,9 +100,7 @@ func TestALegIsNotIdleWhileTheFramerHoldsInput(t *testing.T) {
 }
 
 func TestParkReturnsWhenTheSocketCloses(t *testing.T) {
-	if !canPeek {
-		t.Skip("no parking on this platform")
-	}
+	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	done := parkAsync(t, newParking(sock, nil), fr)
@@ -111,9 +112,7 @@ func TestParkReturnsWhenTheSocketCloses(t *testing.T) {
 }
 
 func TestParkReturnsAtTheReadDeadline(t *testing.T) {
-	if !canPeek {
-		t.Skip("no parking on this platform")
-	}
+	requireParking(t)
 	_, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	_ = sock.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
@@ -126,9 +125,7 @@ func TestParkReturnsAtTheReadDeadline(t *testing.T) {
 // Under TLS, a record that arrived together with the one just returned sits
 // in the recordConn: parking then would wait for input that is already in.
 func TestATLSLegIsIdleOnlyWhenTLSHoldsNothing(t *testing.T) {
-	if !canPeek {
-		t.Skip("no parking on this platform")
-	}
+	requireParking(t)
 	client, hold, server, rec, sock := tlsPair(t)
 	fr := NewFramer(server, testLimits)
 	p := newParking(sock, rec)
@@ -170,9 +167,7 @@ func writeString(t *testing.T, c net.Conn, s string) {
 }
 
 func TestALegWithInputInTheSocketIsNotIdle(t *testing.T) {
-	if !canPeek {
-		t.Skip("no parking on this platform")
-	}
+	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	p := newParking(sock, nil)

@@ -99,7 +99,7 @@ func (s *session) startRelay() bool {
 		s.handshakeFailed(context.Cause(s.ctx))
 		return false
 	}
-	r.startReader(&r.up, &r.client, nil)
+	r.startReader(&r.up, &r.client, nil, false)
 	r.startClient()
 	return true
 }
@@ -129,7 +129,7 @@ func (r *relay) startClient() {
 	r.client.gone = make(chan struct{})
 	r.mu.Unlock()
 	r.clientWG.Add(1)
-	r.startReader(&r.client, &r.up, r.clientWG.Done)
+	r.startReader(&r.client, &r.up, r.clientWG.Done, false)
 	r.kick(&r.client) // anything queued before the leg started
 }
 
@@ -240,16 +240,16 @@ func (r *relay) other(l *relayLeg) *relayLeg {
 
 // startReader runs src's reader; done, if set, runs once the leg's reading
 // is over. Each time the leg goes idle, the reader hands over to a fresh
-// goroutine that waits for input: the stack the last burst grew is freed
-// at once (a parked goroutine's stack never shrinks below 4 KiB), so an
-// idle leg costs one minimal stack and no buffer.
-func (r *relay) startReader(src, dst *relayLeg, done func()) {
+// goroutine that parks until input comes: the stack the last burst grew
+// is freed at once (a parked goroutine's stack never shrinks below 4 KiB),
+// so an idle leg costs one minimal stack and no buffer.
+func (r *relay) startReader(src, dst *relayLeg, done func(), idle bool) {
 	r.spawn(func() {
-		if src.park.raw != nil && src.park.idle(src.fr) {
+		if idle {
 			src.park.park(src.fr)
 		}
 		if r.readLoop(src, dst) {
-			r.startReader(src, dst, done)
+			r.startReader(src, dst, done, true)
 			return
 		}
 		if done != nil {

@@ -97,21 +97,7 @@ func (c *holdConn) release(t *testing.T) {
 // TLS server, connected through loopback TCP.
 func tlsPair(t *testing.T) (client *tls.Conn, hold *holdConn, server *tls.Conn, rec *recordConn, sock net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock = <-accepted
+	cc, sock := tcpPair(t)
 	rec = newRecordConn(sock)
 	serverCfg, _ := testCertificate(t)
 	server = tls.Server(rec, serverCfg)
