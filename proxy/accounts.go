@@ -22,7 +22,10 @@ type account struct {
 	sessions map[string]*relay // full JID as bound -> its relay
 	// private remembers classic senders' private messages to these
 	// sessions, whose marker Prosody takes off (private.go).
-	private privateHints
+	private messageHints
+	// sent remembers where 2.0 senders' full-JID messages to these
+	// sessions were meant to go (rerouted.go).
+	sent messageHints
 }
 
 // delivery is one stanza for one session's client leg.

@@ -18,35 +18,52 @@ import (
 // relay sees the marker on the way up and leaves a hint; the addressed
 // session's leg puts the marker back (contract section 6, docs/protocol.md).
 
-// maxPrivateHints bounds the hints an account keeps. A hint whose message
-// never arrives (the server refused it) waits until newer ones push it out.
-const maxPrivateHints = 256
+// maxHints bounds the hints an account keeps of each kind. A hint whose
+// message never arrives (the server refused it) waits until newer ones push
+// it out.
+const maxHints = 256
 
-// privateHint names one private message on its way to a 2.0 session: its
-// sender's full JID, its recipient's full JID (both lower case) and its id.
-type privateHint struct{ from, to, id string }
+// messageHint names one message on its way to a 2.0 session's full JID:
+// its sender's full JID, its recipient's full JID (both lower case) and its
+// id.
+type messageHint struct{ from, to, id string }
 
-// privateHints are an account's hints, oldest first.
-type privateHints struct {
+// messageHints are an account's hints of one kind, oldest first.
+type messageHints struct {
 	// n is len(list), read without the lock: the upstream leg of every
 	// 2.0 session asks, and almost always there is nothing to match.
 	n    atomic.Int32
 	mu   sync.Mutex
-	list []privateHint
+	list []messageHint
 }
 
-func (h *privateHints) add(p privateHint) {
+func (h *messageHints) add(p messageHint) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.list) == maxPrivateHints {
+	if len(h.list) == maxHints {
 		h.list = slices.Delete(h.list, 0, 1)
 	}
 	h.list = append(h.list, p)
 	h.n.Store(int32(len(h.list)))
 }
 
+// find returns the hint for the message with this sender and id.
+func (h *messageHints) find(from, id string) (messageHint, bool) {
+	if h.n.Load() == 0 {
+		return messageHint{}, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.list {
+		if p.from == from && p.id == id {
+			return p, true
+		}
+	}
+	return messageHint{}, false
+}
+
 // take removes the hint p and reports whether it was there.
-func (h *privateHints) take(p privateHint) bool {
+func (h *messageHints) take(p messageHint) bool {
 	if h.n.Load() == 0 {
 		return false
 	}
@@ -103,9 +120,9 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 
 // hintOf names a message sent by from. A message that has no id, or is not
 // to a full JID, cannot be matched on delivery and gives none.
-func hintOf(raw []byte, from string) (privateHint, bool) {
+func hintOf(raw []byte, from string) (messageHint, bool) {
 	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	p := privateHint{
+	p := messageHint{
 		from: strings.ToLower(from),
 		to:   strings.ToLower(attrString(tag, "to")),
 		id:   attrString(tag, "id"),

@@ -153,21 +153,21 @@ func TestPrivateThroughProsody(t *testing.T) {
 }
 
 func TestPrivateHintsAreBoundedAndUsedOnce(t *testing.T) {
-	var h privateHints
-	hint := func(i int) privateHint { return privateHint{from: bobDesk, to: alice1, id: fmt.Sprint(i)} }
-	for i := 0; i <= maxPrivateHints; i++ {
+	var h messageHints
+	hint := func(i int) messageHint { return messageHint{from: bobDesk, to: alice1, id: fmt.Sprint(i)} }
+	for i := 0; i <= maxHints; i++ {
 		h.add(hint(i))
 	}
-	if n := int(h.n.Load()); n != maxPrivateHints {
-		t.Fatalf("%d hints kept, want %d", n, maxPrivateHints)
+	if n := int(h.n.Load()); n != maxHints {
+		t.Fatalf("%d hints kept, want %d", n, maxHints)
 	}
 	if h.take(hint(0)) {
 		t.Error("the oldest hint was kept beyond the bound")
 	}
-	if !h.take(hint(maxPrivateHints)) {
+	if !h.take(hint(maxHints)) {
 		t.Error("the newest hint is missing")
 	}
-	if h.take(hint(maxPrivateHints)) {
+	if h.take(hint(maxHints)) {
 		t.Error("a hint was used twice")
 	}
 }

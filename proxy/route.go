@@ -31,7 +31,8 @@ func (v *session2) bounceOffline(raw []byte) []byte {
 
 // route applies the 2.0 routing rules to a message that arrived on this
 // session's upstream leg: a 2.0-marked full-JID message the 1.0 server
-// rerouted to this resource is dropped; a <private/> that Prosody took off
+// rerouted to this resource is dropped, whether the server kept its `to`
+// (Prosody) or a hint says it was meant for another session (ejabberd); a <private/> that Prosody took off
 // a classic sender's message is put back; the account's exactly-once rules
 // decide which sessions get it; each copy gets the entering rules. It
 // returns this session's copy, or nil; the others are delivered directly.
@@ -41,6 +42,9 @@ func (v *session2) route(r *relay, raw []byte) []byte {
 	}
 	if v.acc == nil {
 		return entering(raw)
+	}
+	if v.acc.misdelivered(raw, v.jid) {
+		return nil
 	}
 	raw = v.acc.restorePrivate(raw)
 	ds, err := v.acc.observe(v.jid, raw)

@@ -201,6 +201,7 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 		if rewritten, err := rewrite.Leaving(raw); err == nil {
 			out = rewritten
 		}
+		r.noteFullJIDSend(v.jid, raw)
 	}
 	v.clientStanza(true)
 	return out
