@@ -248,7 +248,7 @@ func (r *relay) startReader(src, dst *relayLeg, done func(), idle bool) {
 		if idle {
 			src.park.park(src.fr)
 		}
-		if r.readLoop(src, dst) {
+		if r.readLoop(src, dst, idle) {
 			r.startReader(src, dst, done, true)
 			return
 		}
@@ -259,8 +259,9 @@ func (r *relay) startReader(src, dst *relayLeg, done func(), idle bool) {
 }
 
 // readLoop relays what src reads to dst. It returns true when src has gone
-// idle and its reader should park, false when reading is over.
-func (r *relay) readLoop(src, dst *relayLeg) (idle bool) {
+// idle and its reader should park, false when reading is over. woke: the
+// socket just turned readable, so the first read needs no look first.
+func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 	// Moving the deadline costs a timer update: do it at most once per
 	// second (a quarter of a shorter idle timeout) rather than per stanza.
 	refresh := min(time.Second, src.idle/4)
@@ -271,9 +272,10 @@ func (r *relay) readLoop(src, dst *relayLeg) (idle bool) {
 				src.idleSet, src.heard = now, false
 			}
 		}
-		if src.park.idle(src.fr) {
+		if !woke && src.park.idle(src.fr) {
 			return true
 		}
+		woke = false
 		u, err := src.fr.Next()
 		if err != nil {
 			r.readFailed(src, err)
