@@ -123,6 +123,9 @@ func checkEntering(t *testing.T, in []byte) {
 		if route.Scope == ScopeSession && !route.Transient {
 			t.Fatalf("a single-session message is not transient: %q", in)
 		}
+		if !isFullJID(s.to) && !bytes.Equal(o.to, s.to) {
+			t.Fatalf("a bare-JID to was rewritten: the proxy never locks onto a resource\n in: %q\nout: %q", in, out)
+		}
 		switch {
 		case route.Marked2:
 			if o.hasAny(removable) || !o.hasAny(bit(kXMPP2)) {
