@@ -153,27 +153,43 @@ func (f *Framer) startUnit() {
 	f.nameEnds = f.nameEnds[:0]
 }
 
-// fill reads once into the free end of buf, growing it when full.
+// fill reads once into the free end of buf.
 func (f *Framer) fill() error {
 	if err := f.readErr; err != nil {
 		f.readErr = nil // a timeout is not the end: the next read may work
 		return err
 	}
+	space := f.space()
+	n, err := f.r.Read(space)
+	f.drained = n < len(space)
+	f.commit(n, err)
+	if err != nil && n == 0 {
+		f.readErr = nil
+		return err
+	}
+	return nil
+}
+
+// space returns the free end of buf, taking a buffer from the pool or
+// growing a full one.
+func (f *Framer) space() []byte {
 	if f.buf == nil {
 		f.buf = getReadBuf()
 	}
 	if len(f.buf) == cap(f.buf) {
 		f.buf = append(f.buf, make([]byte, cap(f.buf))...)[:len(f.buf)]
 	}
-	space := f.buf[len(f.buf):cap(f.buf)]
-	n, err := f.r.Read(space)
-	f.drained = n < len(space)
+	return f.buf[len(f.buf):cap(f.buf)]
+}
+
+// commit takes n bytes read into space, and holds err until they are
+// used. With nothing read and nothing pending, the buffer goes back.
+func (f *Framer) commit(n int, err error) {
 	f.buf = f.buf[:len(f.buf)+n]
-	if err != nil && n == 0 {
-		return err
+	f.readErr = err
+	if n == 0 {
+		f.Release()
 	}
-	f.readErr = err // reported once the bytes that came with it are used
-	return nil
 }
 
 // Next returns the next unit. Errors are either I/O errors from the reader or

@@ -1,27 +1,41 @@
 package proxy
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
 // parking lets a relay leg wait for input without holding a read buffer,
 // so that an idle session costs no buffers and its reader goroutine sits
-// on a shallow stack.
+// on a shallow stack. It reads the socket itself, without blocking, into
+// the lowest buffer of the leg: the framer's, or under TLS the
+// recordConn's. A buffer is taken only when bytes are there to fill it.
 type parking struct {
-	raw      syscall.RawConn // nil: this leg cannot wait without a buffer
-	rec      *recordConn     // under TLS: the bytes TLS has not been given yet
-	peek     [1]byte
-	readable func(fd uintptr) bool // p.hasInput, bound once
-	check    func(fd uintptr) bool // p.checkIdle, bound once
-	empty    bool                  // what check saw
+	raw syscall.RawConn // nil: this leg cannot wait without a buffer
+	rec *recordConn     // under TLS: the bytes TLS has not been given yet
+	fr  *Framer         // the leg's framer, for the current call
+	// tryOnce and tryUntil are p.readOnce and p.readUntil, bound once so
+	// that each call allocates nothing.
+	tryOnce, tryUntil func(fd uintptr) bool
+	wouldBlock        bool // what the last readOnce saw
+}
+
+// socketTarget is where a leg's socket bytes go first.
+type socketTarget interface {
+	// space returns room to read into, taking a buffer if needed.
+	space() []byte
+	// commit records n bytes read into the space, and the error that
+	// came with them; with n zero, an empty buffer goes back.
+	commit(n int, err error)
 }
 
 // newParking returns the parking for a leg whose socket is sock, with
 // rec set when TLS runs over it.
 func newParking(sock net.Conn, rec *recordConn) *parking {
 	sc, ok := sock.(syscall.Conn)
-	if !ok || !canPeek {
+	if !ok || !canPark {
 		return &parking{}
 	}
 	raw, err := sc.SyscallConn()
@@ -29,41 +43,72 @@ func newParking(sock net.Conn, rec *recordConn) *parking {
 		return &parking{}
 	}
 	p := &parking{raw: raw, rec: rec}
-	p.readable, p.check = p.hasInput, p.checkIdle
+	p.tryOnce, p.tryUntil = p.readOnce, p.readUntil
 	return p
 }
 
-// idle reports whether fr's next read would block and the leg can wait
-// without a buffer: nothing is pending in fr, under TLS nothing is held
-// that TLS has not returned, and the socket has no input.
-func (p *parking) idle(fr *Framer) bool {
+// drained reports whether nothing is pending above the socket: fr holds
+// no bytes and, under TLS, TLS holds nothing it has not returned (the
+// recordConn hands it one record at a time, and fr's last read from it
+// came back short).
+func (p *parking) drained(fr *Framer) bool {
 	if p.raw == nil || fr.Buffered() > 0 {
 		return false
 	}
-	if p.rec != nil && (p.rec.buffered() > 0 || !fr.Drained()) {
-		return false
-	}
-	p.empty = false
-	_ = p.raw.Read(p.check)
-	return p.empty
+	return p.rec == nil || p.rec.buffered() == 0 && fr.Drained()
 }
 
-// checkIdle looks at the socket once, without waiting.
-func (p *parking) checkIdle(fd uintptr) bool {
-	p.empty = peekWouldBlock(fd, p.peek[:])
+// idle reports whether the leg has nothing to read, in which case its
+// reader should park, and its buffers are given back. If the socket had
+// bytes, they are read into the leg's buffers for fr's next read.
+func (p *parking) idle(fr *Framer) bool {
+	if !p.drained(fr) {
+		return false
+	}
+	p.fr, p.wouldBlock = fr, false
+	_ = p.raw.Read(p.tryOnce)
+	if p.wouldBlock {
+		fr.Release()
+	}
+	return p.wouldBlock
+}
+
+// park waits until the socket has bytes, then reads them into the leg's
+// buffers. Only an idle leg parks. Errors (a deadline, a closed socket)
+// are left for fr's next read to report.
+func (p *parking) park(fr *Framer) {
+	p.fr = fr
+	_ = p.raw.Read(p.tryUntil)
+}
+
+// readOnce reads what the socket has without waiting.
+func (p *parking) readOnce(fd uintptr) bool {
+	p.wouldBlock = !p.read(fd)
 	return true
 }
 
-// park gives fr's buffer back and waits until the socket has input. Only
-// an idle leg parks. Errors (a deadline, a closed socket) are left for the
-// next read to report.
-func (p *parking) park(fr *Framer) {
-	fr.Release()
-	_ = p.raw.Read(p.readable)
-}
+// readUntil is readOnce for RawConn.Read to call until the socket had
+// something: false makes it wait for the socket to become readable.
+func (p *parking) readUntil(fd uintptr) bool { return p.read(fd) }
 
-// hasInput reports whether fd has input, end of stream or an error; false
-// makes RawConn.Read wait for the socket to become readable.
-func (p *parking) hasInput(fd uintptr) bool {
-	return !peekWouldBlock(fd, p.peek[:])
+// read does one non-blocking read into the leg's lowest buffer. It
+// reports false when the socket had nothing, or the read was interrupted.
+func (p *parking) read(fd uintptr) bool {
+	var t socketTarget = p.fr
+	if p.rec != nil {
+		t = p.rec
+	}
+	n, wouldBlock, err := readSocket(fd, t.space())
+	switch {
+	case wouldBlock:
+		t.commit(0, nil)
+		return false
+	case err != nil:
+		t.commit(0, os.NewSyscallError("read", err))
+	case n == 0:
+		t.commit(0, io.EOF)
+	default:
+		t.commit(n, nil)
+	}
+	return true
 }

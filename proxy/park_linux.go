@@ -1,15 +1,17 @@
 package proxy
 
-import (
-	"syscall"
-	"unsafe"
-)
+import "syscall"
 
-const canPeek = true
+// canPark: on Linux the proxy reads sockets itself, without blocking,
+// through syscall.RawConn.
+const canPark = true
 
-// peekWouldBlock looks at the socket without taking anything from it.
-func peekWouldBlock(fd uintptr, b []byte) bool {
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno == syscall.EAGAIN
+// readSocket reads once from a non-blocking socket. wouldBlock: it had
+// nothing, or the read was interrupted; try again once it is readable.
+func readSocket(fd uintptr, b []byte) (n int, wouldBlock bool, err error) {
+	n, err = syscall.Read(int(fd), b)
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		return 0, true, nil
+	}
+	return n, false, err
 }

@@ -2,8 +2,8 @@
 
 package proxy
 
-// canPeek is false where the proxy does not peek at sockets: legs keep
-// their read buffers while idle.
-const canPeek = false
+// canPark is false where the proxy does not read sockets itself: legs
+// keep their read buffers while idle.
+const canPark = false
 
-func peekWouldBlock(uintptr, []byte) bool { return false }
+func readSocket(uintptr, []byte) (int, bool, error) { return 0, true, nil }

@@ -31,7 +31,7 @@ func tcpPair(t *testing.T) (a, b net.Conn) {
 
 func requireParking(t *testing.T) {
 	t.Helper()
-	if !canPeek {
+	if !canPark {
 		t.Skip("no parking on this platform")
 	}
 }
@@ -75,8 +75,8 @@ func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
 	}
 	writeString(t, peer, "<message><body>hi</body></message>")
 	<-done
-	if fr.buf != nil {
-		t.Fatal("the leg held its read buffer while parked")
+	if fr.Buffered() == 0 {
+		t.Fatal("park returned without reading what arrived")
 	}
 	if u, err := fr.Next(); err != nil || string(u.Raw) != "<message><body>hi</body></message>" {
 		t.Fatalf("after park: %q %v", u.Raw, err)
@@ -148,6 +148,9 @@ func TestATLSLegIsIdleOnlyWhenTLSHoldsNothing(t *testing.T) {
 	if u, err := fr.Next(); err != nil || string(u.Raw) != "<presence id='2'/>" {
 		t.Fatalf("second: %q %v", u.Raw, err)
 	}
+	if idle := p.idle(fr); !idle || rec.buf != nil || fr.buf != nil {
+		t.Fatalf("a drained TLS leg: idle %v, record buffer held %v, framer buffer held %v (drained %v)", idle, rec.buf != nil, fr.buf != nil, fr.Drained())
+	}
 	done := parkAsync(t, p, fr)
 	if returned(done) {
 		t.Fatal("park returned with nothing sent")
@@ -173,6 +176,9 @@ func TestALegWithInputInTheSocketIsNotIdle(t *testing.T) {
 	p := newParking(sock, nil)
 	if !p.idle(fr) {
 		t.Fatal("a leg with nothing sent is not idle")
+	}
+	if fr.buf != nil {
+		t.Fatal("looking at an empty socket left the leg holding a buffer")
 	}
 	writeString(t, peer, testHeader)
 	if _, err := fr.Next(); err != nil { // the header is in: the data arrived

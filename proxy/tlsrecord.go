@@ -83,16 +83,30 @@ func (c *recordConn) fill() error {
 		c.err = nil
 		return err
 	}
+	n, err := c.Conn.Read(c.space())
+	c.commit(n, err)
+	if err != nil && n == 0 {
+		c.err = nil
+		return err
+	}
+	return nil
+}
+
+// space returns a buffer to read from the socket into; only called while
+// nothing is buffered.
+func (c *recordConn) space() []byte {
 	if c.buf == nil {
 		c.buf = getReadBuf()
 	}
-	n, err := c.Conn.Read(c.buf[:cap(c.buf)])
-	c.buf, c.off = c.buf[:n], 0
-	if err != nil && n == 0 {
+	return c.buf[:cap(c.buf)]
+}
+
+// commit takes n bytes read into space, and holds err until they are
+// handed over. With nothing read, the buffer goes back.
+func (c *recordConn) commit(n int, err error) {
+	c.buf, c.off, c.err = c.buf[:n], 0, err
+	if n == 0 {
 		putReadBuf(c.buf)
 		c.buf = nil
-		return err
 	}
-	c.err = err // reported once the bytes that came with it are handed over
-	return nil
 }
