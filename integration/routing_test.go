@@ -9,26 +9,37 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
 // routingFixture is the cast of contract sections 5 and 6: two 2.0 sessions
 // and one classic session of alice, a classic peer (bob) and a 2.0 peer
-// (carol), all through the proxy.
+// (carol), all through one proxy whose upstream legs run through a Tap.
 type routingFixture struct {
+	e          *env
+	up         *harness.Tap    // what the proxy writes upstream
 	a1, a2, a3 *harness.Client // alice: 2.0, 2.0, classic
 	bob        *harness.Client // classic peer
 	carol      *harness.Client // 2.0 peer
 }
 
-func newRoutingFixture(t *testing.T, e *env) *routingFixture {
+// newRoutingFixture starts a proxy in front of srv, with its upstream legs
+// tapped, and logs the cast in through it.
+func newRoutingFixture(t *testing.T, srv harness.Server) *routingFixture {
 	t.Helper()
+	up, err := harness.NewTap(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	e := startProxy(t, srv, func(c *proxy.Config) { c.Upstream = up.Addr() })
 	x2 := func(tag string) func(*harness.Login) {
 		return func(l *harness.Login) {
 			l.SASL2 = true
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>" + tag + "</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/><presence xmlns='jabber:client'/></bind>"
 		}
 	}
-	f := &routingFixture{a1: e.login(t, "alice", x2("one")), a2: e.login(t, "alice", x2("two")), a3: e.login(t, "alice")}
+	f := &routingFixture{e: e, up: up, a1: e.login(t, "alice", x2("one")), a2: e.login(t, "alice", x2("two")), a3: e.login(t, "alice")}
 	// A typical classic client: carbons on, online.
 	send(t, f.a3, "<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
 	waitFor(t, f.a3, "carbons", "result")
@@ -40,6 +51,7 @@ func newRoutingFixture(t *testing.T, e *env) *routingFixture {
 	return f
 }
 
+// drain reads and drops whatever the cast has received so far.
 func (f *routingFixture) drain() {
 	for _, c := range []*harness.Client{f.a1, f.a2, f.a3, f.bob, f.carol} {
 		c.Collect(300 * time.Millisecond)
@@ -274,8 +286,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				marker := "m-" + harness.NewID()
@@ -312,8 +323,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 
 func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		marker := "gone-" + harness.NewID()
 		id := harness.NewID()
 		_ = f.carol.Send(fmt.Sprintf("<message to='alice@%s/no-such-resource' type='chat' id='%s'><body>%s</body></message>", domain, id, marker))
@@ -350,9 +360,8 @@ func TestA20MessageTheServerReroutedIsDropped(t *testing.T) {
 		"ejabberd": {func(f *routingFixture) string { return f.a3.JID }, true},
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
-		dave := e.login(t, "dave", directTo(srv))
+		f := newRoutingFixture(t, srv)
+		dave := f.e.login(t, "dave", directTo(srv))
 		ghost := "ghost-" + harness.NewID()
 		send(t, dave, fmt.Sprintf("<message to='alice@%s/ghost' type='chat' id='%s'><body>%s</body>"+
 			"<private xmlns='urn:xmpp:carbons:2'/><no-copy xmlns='urn:xmpp:hints'/><no-store xmlns='urn:xmpp:hints'/>"+
@@ -424,6 +433,7 @@ func elementsWith(els [][]byte, marker string) [][]byte {
 	return out
 }
 
+// sendChat sends a message of type typ with body to to.
 func sendChat(c *harness.Client, to, typ, body string) {
 	_ = c.Send(fmt.Sprintf("<message to='%s' type='%s' id='%s'><body>%s</body></message>", to, typ, harness.NewID(), body))
 }
@@ -433,8 +443,7 @@ func sendChat(c *harness.Client, to, typ, body string) {
 // only, once.
 func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		room := fmt.Sprintf("rules-%s@%s", harness.NewID(), srv.MUCService())
 		openRoom(t, f.bob, room, "bob")
 		send(t, f.a1, fmt.Sprintf("<presence to='%s/alice'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room))
@@ -470,8 +479,7 @@ func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 // client's message to a full JID is transient (no-store on the way out).
 func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		transient, archived := "transient-"+harness.NewID(), "archived-"+harness.NewID()
 		sendChat(f.carol, f.a1.JID, "chat", transient)
 		sendChat(f.carol, "alice@"+domain, "chat", archived)
@@ -491,8 +499,7 @@ func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
 // delivery; the proxy saw it on bob's way up and puts it back.
 func TestAFullJIDMessageWithPrivateStaysWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		marker := "private-" + harness.NewID()
 		_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><private xmlns='urn:xmpp:carbons:2'/></message>", f.a1.JID, harness.NewID(), marker))
 		s := collect(marker, f.a1, f.a2)
