@@ -51,6 +51,31 @@ func newRoutingFixture(t *testing.T, srv harness.Server) *routingFixture {
 	return f
 }
 
+// sentUpstream returns every message carrying marker that the proxy wrote
+// upstream, on any leg, as written.
+func (f *routingFixture) sentUpstream(marker string) []string {
+	var out []string
+	for _, leg := range f.up.Sent() {
+		rest := string(leg)
+		for {
+			i := strings.Index(rest, marker)
+			if i < 0 {
+				break
+			}
+			start := strings.LastIndex(rest[:i], "<message")
+			end := strings.Index(rest[i:], "</message>")
+			if start < 0 || end < 0 {
+				rest = rest[i+len(marker):]
+				continue
+			}
+			end += i + len("</message>")
+			out = append(out, rest[start:end])
+			rest = rest[end:]
+		}
+	}
+	return out
+}
+
 // drain reads and drops whatever the cast has received so far.
 func (f *routingFixture) drain() {
 	for _, c := range []*harness.Client{f.a1, f.a2, f.a3, f.bob, f.carol} {
@@ -95,46 +120,44 @@ func collect(marker string, clients ...*harness.Client) []seen {
 }
 
 func TestRoutingAndMigrationRules(t *testing.T) {
-	type expect struct{ a1, a2, a3 int } // copies each alice session sees
+	// expect is how many copies each client of the fixture receives, and
+	// how many the archive of alice's account holds. The archive is the
+	// 1.0 server's: it decides what it stores, the proxy only adds
+	// <no-store/> to what a 2.0 client sends to a full JID. Both servers
+	// were checked to store the same messages.
+	type expect struct{ a1, a2, a3, bob, carol, archived int }
+	// bareTo is the exact address of a message rerouted to alice's bare JID.
+	bareTo := "to='alice@" + domain + "'"
 	tests := []struct {
 		name string
-		// send sends a message carrying marker and returns who else to watch.
-		send func(f *routingFixture, marker string) *harness.Client
+		// send sends a message carrying marker.
+		send func(f *routingFixture, marker string)
 		want expect
-		// check looks at what was seen: [a1, a2, a3, watched].
-		check func(t *testing.T, s []seen)
+		// check looks at what was seen: [a1, a2, a3, bob, carol].
+		check func(t *testing.T, f *routingFixture, marker string, s []seen)
 		// after restores the fixture.
 		after func(f *routingFixture)
 	}{
 		{
 			name: "section 5: a bare-JID chat reaches every 2.0 session once and classic keeps 1.0 delivery",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				sendChat(f.bob, "alice@"+domain, "chat", m)
-				return nil
 			},
-			want: expect{1, 1, 1},
-			check: func(t *testing.T, s []seen) {
-				for i := 0; i < 2; i++ {
-					if s[i].has("<received") {
-						t.Errorf("2.0 session %d saw a <received> wrapper: %v", i+1, s[i].els)
-					}
-				}
-			},
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
 		},
 		{
 			name: "section 5: a bare-JID chat reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				// The 1.0 server now delivers to the classic session only
 				// and carbons the rest.
 				_ = f.a3.Send("<presence><priority>10</priority></presence>")
 				time.Sleep(300 * time.Millisecond)
 				sendChat(f.bob, "alice@"+domain, "chat", m)
-				return nil
 			},
-			want: expect{1, 1, 1},
-			check: func(t *testing.T, s []seen) {
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				for i := 0; i < 2; i++ {
-					if !s[i].has("<message") || !s[i].has("to='alice@"+domain) {
+					if !s[i].has("<message") || !s[i].has(bareTo) {
 						t.Errorf("2.0 session %d did not get the unwrapped message: %v", i+1, s[i].els)
 					}
 				}
@@ -143,37 +166,36 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 5: a bare-JID headline reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				// Servers give bare-JID headlines to every resource
 				// (RFC 6121 8.5.2.1.1) and the proxy's tap of the classic
 				// leg sees it too: still once per 2.0 session.
 				_ = f.a3.Send("<presence><priority>10</priority></presence>")
 				time.Sleep(300 * time.Millisecond)
 				sendChat(f.bob, "alice@"+domain, "headline", m)
-				return nil
 			},
-			want:  expect{1, 1, 1},
+			// Neither server archives headlines.
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 0},
 			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
 		},
 		{
 			name: "section 5: a bare-JID normal message without body reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				_ = f.a3.Send("<presence><priority>10</priority></presence>")
 				time.Sleep(300 * time.Millisecond)
 				_ = f.bob.Send(fmt.Sprintf("<message to='alice@%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", domain, harness.NewID(), m))
-				return nil
 			},
-			want:  expect{1, 1, 1},
+			// Nothing archivable in it: neither server stores it.
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 0},
 			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
 		},
 		{
-			name: "section 5: a 2.0 message to this session's full JID is delivered here only",
-			send: func(f *routingFixture, m string) *harness.Client {
+			name: "section 5: a 2.0 message to this session's full JID is delivered here only and not archived",
+			send: func(f *routingFixture, m string) {
 				sendChat(f.carol, f.a1.JID, "chat", m)
-				return nil
 			},
-			want: expect{1, 0, 0},
-			check: func(t *testing.T, s []seen) {
+			want: expect{a1: 1, archived: 0},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				if s[0].has("urn:xmpp:carbons:2") || s[0].has("urn:xmpp:hints") {
 					t.Errorf("1.0 modifiers reached the 2.0 client: %v", s[0].els)
 				}
@@ -184,101 +206,143 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 5: a message by another session of the account arrives as a sent carbon",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				sendChat(f.a1, "bob@"+domain, "chat", m)
-				return f.bob
 			},
-			want: expect{0, 1, 1},
-			check: func(t *testing.T, s []seen) {
-				if !s[1].has("<sent xmlns='urn:xmpp:carbons:2'>") {
-					t.Errorf("the other 2.0 session did not get a sent carbon: %v", s[1].els)
-				}
-				if s[3].n != 1 {
-					t.Errorf("bob got %d copies", s[3].n)
-				}
-			},
-		},
-		{
-			name: "section 6 leaving: a message to a full JID gets private, no-copy, no-store and xmpp-2",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.a1, f.bob.JID, "chat", m)
-				return f.bob
-			},
-			want: expect{0, 0, 0},
-			check: func(t *testing.T, s []seen) {
-				for _, part := range []string{"<no-copy xmlns='urn:xmpp:hints'/>", "<no-store xmlns='urn:xmpp:hints'/>", "<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>"} {
-					if !s[3].has(part) {
-						t.Errorf("bob's copy lacks %s: %v", part, s[3].els)
+			// The sender's archive holds what the account sent.
+			want: expect{a2: 1, a3: 1, bob: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 1; i < 3; i++ {
+					if !s[i].has("<sent xmlns='urn:xmpp:carbons:2'>") {
+						t.Errorf("alice session %d did not get a sent carbon: %v", i+1, s[i].els)
 					}
 				}
 			},
 		},
 		{
-			name: "section 6 leaving: every message gets xmpp-2",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.a1, "bob@"+domain, "chat", m)
-				return f.bob
+			name: "section 6 leaving: a message to a full JID gets private, no-copy, no-store and xmpp-2",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.a1, f.bob.JID, "chat", m)
 			},
-			want: expect{0, 1, 1},
-			check: func(t *testing.T, s []seen) {
+			want: expect{bob: 1, archived: 0},
+			check: func(t *testing.T, f *routingFixture, m string, s []seen) {
+				modifiers := []string{"<private xmlns='urn:xmpp:carbons:2'/>", "<no-copy xmlns='urn:xmpp:hints'/>", "<no-store xmlns='urn:xmpp:hints'/>", "<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>"}
+				up := f.sentUpstream(m)
+				if len(up) != 1 {
+					t.Fatalf("the proxy wrote the message upstream %d times, want once: %q", len(up), up)
+				}
+				for _, part := range modifiers {
+					if !strings.Contains(up[0], part) {
+						t.Errorf("the message the proxy wrote upstream lacks %s: %s", part, up[0])
+					}
+				}
+				// What the receiving server does with <private/>:
+				// Prosody takes it off (it honours it by sending no
+				// carbons), ejabberd keeps it.
+				keepsPrivate, ok := map[string]bool{"prosody": false, "ejabberd": true}[f.e.srv.Name()]
+				if !ok {
+					t.Fatalf("no <private/> delivery recorded for %s", f.e.srv.Name())
+				}
+				for _, part := range modifiers {
+					want := part != modifiers[0] || keepsPrivate
+					if s[3].has(part) != want {
+						t.Errorf("bob's copy has %s: %v, want %v: %v", part, !want, want, s[3].els)
+					}
+				}
+				// no-store keeps it out of the receiver's archive too.
+				control := "control-" + harness.NewID()
+				sendChat(f.a1, "bob@"+domain, "chat", control)
+				if n := archiveCounts(t, f.bob, control, m)[0]; n != 0 {
+					t.Errorf("bob's archive holds the full-JID message %d times, want none", n)
+				}
+			},
+		},
+		{
+			name: "section 6 leaving: every message gets xmpp-2",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.a1, "bob@"+domain, "chat", m)
+			},
+			want: expect{a2: 1, a3: 1, bob: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				if !s[3].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") || s[3].has("<no-store") {
 					t.Errorf("bob's copy of a bare-JID message: %v", s[3].els)
 				}
 			},
 		},
 		{
-			name: "section 6 entering: a full-JID chat without modifiers is rerouted to every 2.0 session",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.bob, f.a1.JID, "chat", m)
-				return nil
+			name: "section 6 entering: a 1.0 message to the bare JID is marked xmpp-1",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, "alice@"+domain, "chat", m)
 			},
-			want: expect{1, 1, -1},
-			check: func(t *testing.T, s []seen) {
-				if !s[1].has("to='alice@" + domain + "'") {
-					t.Errorf("the rerouted copy is not addressed to the bare JID: %v", s[1].els)
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 0; i < 2; i++ {
+					if !s[i].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") {
+						t.Errorf("2.0 session %d: no xmpp-1 marker: %v", i+1, s[i].els)
+					}
 				}
 			},
 		},
 		{
-			name: "section 6 entering: a full-JID normal message with a body is rerouted like chat",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.bob, f.a1.JID, "normal", m)
-				return nil
+			name: "section 6 entering: a 2.0 message to the bare JID is not marked xmpp-1",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.carol, "alice@"+domain, "chat", m)
 			},
-			want: expect{1, 1, -1},
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 0; i < 2; i++ {
+					if s[i].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") || !s[i].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") {
+						t.Errorf("2.0 session %d: want xmpp-2 and no xmpp-1: %v", i+1, s[i].els)
+					}
+				}
+			},
 		},
 		{
-			name: "section 6 entering: a bodiless full-JID normal message stays with that session",
-			send: func(f *routingFixture, m string) *harness.Client {
-				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", f.a1.JID, harness.NewID(), m))
-				return nil
+			name: "section 6 entering: a full-JID chat without modifiers is rerouted to every 2.0 session and archived",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, f.a1.JID, "chat", m)
 			},
-			want: expect{1, 0, 0},
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: checkRerouted,
+		},
+		{
+			name: "section 6 entering: a full-JID normal message with a body is rerouted like chat and archived",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, f.a1.JID, "normal", m)
+			},
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: checkRerouted,
+		},
+		{
+			name: "section 6 entering: a bodiless full-JID normal message stays with that session and is not archived",
+			send: func(f *routingFixture, m string) {
+				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", f.a1.JID, harness.NewID(), m))
+			},
+			want: expect{a1: 1, archived: 0},
 		},
 		{
 			name: "section 6 entering: a full-JID message with no-copy stays with that session",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><no-copy xmlns='urn:xmpp:hints'/></message>", f.a1.JID, harness.NewID(), m))
-				return nil
 			},
-			want: expect{1, 0, 0},
+			// Both servers archive a 1.0 chat with a body whatever its
+			// address: the proxy cannot keep it out of the archive.
+			want: expect{a1: 1, archived: 1},
 		},
 		{
-			name: "section 6 entering: a headline to a full JID stays with that session",
-			send: func(f *routingFixture, m string) *harness.Client {
+			name: "section 6 entering: a headline to a full JID stays with that session and is not archived",
+			send: func(f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "headline", m)
-				return nil
 			},
-			want: expect{1, 0, 0},
+			want: expect{a1: 1, archived: 0},
 		},
 		{
 			name: "section 6 entering: a 1.0 message is marked xmpp-1",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "headline", m)
-				return nil
 			},
-			want: expect{1, 0, 0},
-			check: func(t *testing.T, s []seen) {
+			want: expect{a1: 1, archived: 0},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				if !s[0].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") {
 					t.Errorf("no xmpp-1 marker: %v", s[0].els)
 				}
@@ -290,12 +354,8 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				marker := "m-" + harness.NewID()
-				watch := tc.send(f, marker)
-				clients := []*harness.Client{f.a1, f.a2, f.a3}
-				if watch != nil {
-					clients = append(clients, watch)
-				}
-				s := collect(marker, clients...)
+				tc.send(f, marker)
+				s := collect(marker, f.a1, f.a2, f.a3, f.bob, f.carol)
 				if tc.after != nil {
 					tc.after(f)
 					f.drain()
@@ -305,20 +365,41 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 						t.Errorf("2.0 session %d saw a <received> carbon wrapper: %v", i+1, s[i].els)
 					}
 				}
-				for i, want := range []int{tc.want.a1, tc.want.a2, tc.want.a3} {
-					if want >= 0 && s[i].n != want {
-						t.Errorf("alice session %d saw the message %d times, want %d: %v", i+1, s[i].n, want, s[i].els)
+				w := tc.want
+				for i, want := range []int{w.a1, w.a2, w.a3, w.bob, w.carol} {
+					if s[i].n != want {
+						t.Errorf("%s saw the message %d times, want %d: %v", []string{"a1", "a2", "a3", "bob", "carol"}[i], s[i].n, want, s[i].els)
 					}
 				}
+				// Every message above was handled by the server before
+				// this control, sent after the copies arrived.
+				control := "control-" + harness.NewID()
+				sendChat(f.bob, "alice@"+domain, "chat", control)
+				if n := archiveCounts(t, f.a3, control, marker)[0]; n != w.archived {
+					t.Errorf("alice's archive holds the message %d times, want %d", n, w.archived)
+				}
 				if tc.check != nil {
-					for len(s) < 4 {
-						s = append(s, seen{})
-					}
-					tc.check(t, s)
+					tc.check(t, f, marker, s)
 				}
 			})
 		}
 	})
+}
+
+// checkRerouted checks a full-JID message rerouted to the bare JID: both
+// 2.0 sessions get it addressed to the bare JID, and the classic session
+// gets the received carbon both 1.0 servers send for a full-JID chat, or
+// normal message with a body, to another resource.
+func checkRerouted(t *testing.T, f *routingFixture, _ string, s []seen) {
+	t.Helper()
+	for i := 0; i < 2; i++ {
+		if !s[i].has("to='alice@" + domain + "'") {
+			t.Errorf("2.0 session %d: the rerouted copy is not addressed to the bare JID: %v", i+1, s[i].els)
+		}
+	}
+	if !s[2].has("<received xmlns='urn:xmpp:carbons:2'>") || !s[2].has("to='"+f.a1.JID+"'") {
+		t.Errorf("the classic session did not get the 1.0 received carbon of the message to %s: %v", f.a1.JID, s[2].els)
+	}
 }
 
 func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
