@@ -521,7 +521,8 @@ func sendChat(c *harness.Client, to, typ, body string) {
 
 // TestRoomMessagesToAFullJIDStayWithThatSession covers the MUC rows: a
 // groupchat message and a MUC private message reach the joined 2.0 session
-// only, once.
+// only, once. alice's classic session, not in the room, gets nothing: no
+// server sends carbons of either.
 func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		f := newRoutingFixture(t, srv)
@@ -533,23 +534,35 @@ func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			send func(marker string)
+			// archived is how many times alice's archive holds it.
+			archived int
 		}{
-			{"section 6 entering: groupchat to a full JID is single-session", func(m string) {
+			// The room archives groupchat; neither server puts it in
+			// the occupant's own archive.
+			{"section 6 entering: groupchat to a full JID is single-session and not archived", func(m string) {
 				sendChat(f.bob, room, "groupchat", m)
-			}},
+			}, 0},
+			// Both servers store a MUC private message with a body in
+			// the recipient's archive, like any 1.0 chat.
 			{"section 6 entering: a MUC private message is single-session", func(m string) {
 				sendChat(f.bob, room+"/alice", "chat", m)
-			}},
+			}, 1},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				marker := "room-" + harness.NewID()
 				tc.send(marker)
-				s := collect(marker, f.a1, f.a2)
-				if s[0].n != 1 || s[1].n != 0 {
-					t.Fatalf("joined session saw it %d times, the other 2.0 session %d times; want 1 and 0\n%v\n%v", s[0].n, s[1].n, s[0].els, s[1].els)
+				s := collect(marker, f.a1, f.a2, f.a3)
+				if s[0].n != 1 || s[1].n != 0 || s[2].n != 0 {
+					t.Fatalf("joined session saw it %d times, the other 2.0 session %d times, the classic session %d times; want 1, 0 and 0\n%v\n%v\n%v",
+						s[0].n, s[1].n, s[2].n, s[0].els, s[1].els, s[2].els)
 				}
 				if s[0].has("<received") {
 					t.Fatalf("a carbon wrapper reached the 2.0 session: %v", s[0].els)
+				}
+				control := "control-" + harness.NewID()
+				sendChat(f.bob, "alice@"+domain, "chat", control)
+				if n := archiveCounts(t, f.a3, control, marker)[0]; n != tc.archived {
+					t.Errorf("alice's archive holds it %d times, want %d", n, tc.archived)
 				}
 			})
 		}
@@ -577,15 +590,23 @@ func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
 
 // TestAFullJIDMessageWithPrivateStaysWithThatSession: bob is a classic
 // session through the proxy. Prosody takes the <private/> off before
-// delivery; the proxy saw it on bob's way up and puts it back.
+// delivery; the proxy saw it on bob's way up and puts it back. <private/>
+// also keeps the 1.0 server from sending alice's classic session a carbon.
 func TestAFullJIDMessageWithPrivateStaysWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		f := newRoutingFixture(t, srv)
 		marker := "private-" + harness.NewID()
 		_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><private xmlns='urn:xmpp:carbons:2'/></message>", f.a1.JID, harness.NewID(), marker))
-		s := collect(marker, f.a1, f.a2)
-		if s[0].n != 1 || s[1].n != 0 {
-			t.Fatalf("the addressed 2.0 session saw it %d times, the other %d; want 1 and 0", s[0].n, s[1].n)
+		s := collect(marker, f.a1, f.a2, f.a3)
+		if s[0].n != 1 || s[1].n != 0 || s[2].n != 0 {
+			t.Fatalf("the addressed 2.0 session saw it %d times, the other %d, the classic session %d; want 1, 0 and 0", s[0].n, s[1].n, s[2].n)
+		}
+		// Both servers archive a 1.0 chat with a body, <private/> or not:
+		// the proxy cannot keep it out of the archive.
+		control := "control-" + harness.NewID()
+		sendChat(f.bob, "alice@"+domain, "chat", control)
+		if n := archiveCounts(t, f.a3, control, marker)[0]; n != 1 {
+			t.Errorf("alice's archive holds it %d times, want once", n)
 		}
 	})
 }
