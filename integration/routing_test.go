@@ -402,6 +402,10 @@ func checkRerouted(t *testing.T, f *routingFixture, _ string, s []seen) {
 	}
 }
 
+// TestA20MessageToAnOfflineFullJIDBounces: the proxy answers a 2.0
+// client's message to an offline full JID itself. Nothing reaches alice,
+// nothing goes upstream, and so no archive holds it: not alice's, and not
+// carol's, as if it had been delivered.
 func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		f := newRoutingFixture(t, srv)
@@ -417,6 +421,19 @@ func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
 			if s[i].n != 0 {
 				t.Errorf("alice session %d got a message meant for an offline resource", i+1)
 			}
+		}
+		// carol's next message is archived in both accounts; once it is
+		// there, the bounced one, sent before on the same leg, would be.
+		control := "control-" + harness.NewID()
+		sendChat(f.carol, "alice@"+domain, "chat", control)
+		if n := archiveCounts(t, f.a3, control, marker)[0]; n != 0 {
+			t.Errorf("alice's archive holds the bounced message %d times", n)
+		}
+		if n := archiveCounts(t, f.carol, control, marker)[0]; n != 0 {
+			t.Errorf("carol's archive holds the bounced message %d times", n)
+		}
+		if up := f.sentUpstream(marker); len(up) != 0 {
+			t.Errorf("the proxy sent the bounced message upstream: %q", up)
 		}
 	})
 }
