@@ -628,6 +628,47 @@ func TestAFullJIDMessageWithPrivateStaysWithThatSession(t *testing.T) {
 	})
 }
 
+// TestNoResourceLockingAReplyToABareJIDStaysBare: bob writes to alice's
+// bare JID from one of his two classic sessions, and alice's 2.0 session
+// replies to bob's bare JID. The proxy must not lock onto the full JID bob
+// wrote from: what it writes upstream is still addressed to the bare JID,
+// so the 1.0 server delivers it by its own rules for a bare-JID chat.
+func TestNoResourceLockingAReplyToABareJIDStaysBare(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		f := newRoutingFixture(t, srv)
+		bob2 := f.e.login(t, "bob")
+		goOnline(t, bob2) // the same priority as bob's first session: 0
+		f.drain()
+		bob2.Collect(300 * time.Millisecond)
+
+		question := "question-" + harness.NewID()
+		sendChat(f.bob, "alice@"+domain, "chat", question)
+		if s := collect(question, f.a1); s[0].n != 1 || !s[0].has("from='"+f.bob.JID+"'") {
+			t.Fatalf("alice's 2.0 session did not get bob's message from %s once: %v", f.bob.JID, s[0].els)
+		}
+
+		reply := "reply-" + harness.NewID()
+		sendChat(f.a1, "bob@"+domain, "chat", reply)
+		s := collect(reply, f.bob, bob2, f.a3)
+		bareTo := "to='bob@" + domain + "'"
+		up := f.sentUpstream(reply)
+		if len(up) != 1 || attrValue(up[0], "to") != "bob@"+domain {
+			t.Fatalf("the proxy wrote the reply upstream as %q, want once to bob@%s", up, domain)
+		}
+		// Both servers deliver a bare-JID chat to every resource at the
+		// top priority, and keep the bare `to` on each copy.
+		for i, name := range []string{"bob's first session", "bob's second session"} {
+			if s[i].n != 1 || !s[i].has(bareTo) {
+				t.Errorf("%s got the reply %d times, want once to bob@%s: %v", name, s[i].n, domain, s[i].els)
+			}
+		}
+		// The 1.0 sent carbon forwards the message as the server got it.
+		if s[2].n != 1 || !s[2].has("<sent xmlns='urn:xmpp:carbons:2'>") || !s[2].has(bareTo) {
+			t.Errorf("alice's classic session did not get a sent carbon of the reply to bob@%s: %v", domain, s[2].els)
+		}
+	})
+}
+
 // archiveCounts queries the archive of c's account (XEP-0313) until it
 // holds control, a message archived after the ones under test, and returns
 // how many archived messages carry each marker. Waiting for control, not
