@@ -9,26 +9,37 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
 // routingFixture is the cast of contract sections 5 and 6: two 2.0 sessions
 // and one classic session of alice, a classic peer (bob) and a 2.0 peer
-// (carol), all through the proxy.
+// (carol), all through one proxy whose upstream legs run through a Tap.
 type routingFixture struct {
+	e          *env
+	up         *harness.Tap    // what the proxy writes upstream
 	a1, a2, a3 *harness.Client // alice: 2.0, 2.0, classic
 	bob        *harness.Client // classic peer
 	carol      *harness.Client // 2.0 peer
 }
 
-func newRoutingFixture(t *testing.T, e *env) *routingFixture {
+// newRoutingFixture starts a proxy in front of srv, with its upstream legs
+// tapped, and logs the cast in through it.
+func newRoutingFixture(t *testing.T, srv harness.Server) *routingFixture {
 	t.Helper()
+	up, err := harness.NewTap(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	e := startProxy(t, srv, func(c *proxy.Config) { c.Upstream = up.Addr() })
 	x2 := func(tag string) func(*harness.Login) {
 		return func(l *harness.Login) {
 			l.SASL2 = true
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>" + tag + "</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/><presence xmlns='jabber:client'/></bind>"
 		}
 	}
-	f := &routingFixture{a1: e.login(t, "alice", x2("one")), a2: e.login(t, "alice", x2("two")), a3: e.login(t, "alice")}
+	f := &routingFixture{e: e, up: up, a1: e.login(t, "alice", x2("one")), a2: e.login(t, "alice", x2("two")), a3: e.login(t, "alice")}
 	// A typical classic client: carbons on, online.
 	send(t, f.a3, "<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
 	waitFor(t, f.a3, "carbons", "result")
@@ -40,6 +51,32 @@ func newRoutingFixture(t *testing.T, e *env) *routingFixture {
 	return f
 }
 
+// sentUpstream returns every message carrying marker that the proxy wrote
+// upstream, on any leg, as written.
+func (f *routingFixture) sentUpstream(marker string) []string {
+	var out []string
+	for _, leg := range f.up.Sent() {
+		rest := string(leg)
+		for {
+			i := strings.Index(rest, marker)
+			if i < 0 {
+				break
+			}
+			start := strings.LastIndex(rest[:i], "<message")
+			end := strings.Index(rest[i:], "</message>")
+			if start < 0 || end < 0 {
+				rest = rest[i+len(marker):]
+				continue
+			}
+			end += i + len("</message>")
+			out = append(out, rest[start:end])
+			rest = rest[end:]
+		}
+	}
+	return out
+}
+
+// drain reads and drops whatever the cast has received so far.
 func (f *routingFixture) drain() {
 	for _, c := range []*harness.Client{f.a1, f.a2, f.a3, f.bob, f.carol} {
 		c.Collect(300 * time.Millisecond)
@@ -83,46 +120,44 @@ func collect(marker string, clients ...*harness.Client) []seen {
 }
 
 func TestRoutingAndMigrationRules(t *testing.T) {
-	type expect struct{ a1, a2, a3 int } // copies each alice session sees
+	// expect is how many copies each client of the fixture receives, and
+	// how many the archive of alice's account holds. The archive is the
+	// 1.0 server's: it decides what it stores, the proxy only adds
+	// <no-store/> to what a 2.0 client sends to a full JID. Both servers
+	// were checked to store the same messages.
+	type expect struct{ a1, a2, a3, bob, carol, archived int }
+	// bareTo is the exact address of a message rerouted to alice's bare JID.
+	bareTo := "to='alice@" + domain + "'"
 	tests := []struct {
 		name string
-		// send sends a message carrying marker and returns who else to watch.
-		send func(f *routingFixture, marker string) *harness.Client
+		// send sends a message carrying marker.
+		send func(f *routingFixture, marker string)
 		want expect
-		// check looks at what was seen: [a1, a2, a3, watched].
-		check func(t *testing.T, s []seen)
+		// check looks at what was seen: [a1, a2, a3, bob, carol].
+		check func(t *testing.T, f *routingFixture, marker string, s []seen)
 		// after restores the fixture.
 		after func(f *routingFixture)
 	}{
 		{
 			name: "section 5: a bare-JID chat reaches every 2.0 session once and classic keeps 1.0 delivery",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				sendChat(f.bob, "alice@"+domain, "chat", m)
-				return nil
 			},
-			want: expect{1, 1, 1},
-			check: func(t *testing.T, s []seen) {
-				for i := 0; i < 2; i++ {
-					if s[i].has("<received") {
-						t.Errorf("2.0 session %d saw a <received> wrapper: %v", i+1, s[i].els)
-					}
-				}
-			},
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
 		},
 		{
 			name: "section 5: a bare-JID chat reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				// The 1.0 server now delivers to the classic session only
 				// and carbons the rest.
 				_ = f.a3.Send("<presence><priority>10</priority></presence>")
 				time.Sleep(300 * time.Millisecond)
 				sendChat(f.bob, "alice@"+domain, "chat", m)
-				return nil
 			},
-			want: expect{1, 1, 1},
-			check: func(t *testing.T, s []seen) {
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				for i := 0; i < 2; i++ {
-					if !s[i].has("<message") || !s[i].has("to='alice@"+domain) {
+					if !s[i].has("<message") || !s[i].has(bareTo) {
 						t.Errorf("2.0 session %d did not get the unwrapped message: %v", i+1, s[i].els)
 					}
 				}
@@ -131,37 +166,36 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 5: a bare-JID headline reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				// Servers give bare-JID headlines to every resource
 				// (RFC 6121 8.5.2.1.1) and the proxy's tap of the classic
 				// leg sees it too: still once per 2.0 session.
 				_ = f.a3.Send("<presence><priority>10</priority></presence>")
 				time.Sleep(300 * time.Millisecond)
 				sendChat(f.bob, "alice@"+domain, "headline", m)
-				return nil
 			},
-			want:  expect{1, 1, 1},
+			// Neither server archives headlines.
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 0},
 			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
 		},
 		{
 			name: "section 5: a bare-JID normal message without body reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				_ = f.a3.Send("<presence><priority>10</priority></presence>")
 				time.Sleep(300 * time.Millisecond)
 				_ = f.bob.Send(fmt.Sprintf("<message to='alice@%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", domain, harness.NewID(), m))
-				return nil
 			},
-			want:  expect{1, 1, 1},
+			// Nothing archivable in it: neither server stores it.
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 0},
 			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
 		},
 		{
-			name: "section 5: a 2.0 message to this session's full JID is delivered here only",
-			send: func(f *routingFixture, m string) *harness.Client {
+			name: "section 5: a 2.0 message to this session's full JID is delivered here only and not archived",
+			send: func(f *routingFixture, m string) {
 				sendChat(f.carol, f.a1.JID, "chat", m)
-				return nil
 			},
-			want: expect{1, 0, 0},
-			check: func(t *testing.T, s []seen) {
+			want: expect{a1: 1, archived: 0},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				if s[0].has("urn:xmpp:carbons:2") || s[0].has("urn:xmpp:hints") {
 					t.Errorf("1.0 modifiers reached the 2.0 client: %v", s[0].els)
 				}
@@ -172,101 +206,143 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 5: a message by another session of the account arrives as a sent carbon",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				sendChat(f.a1, "bob@"+domain, "chat", m)
-				return f.bob
 			},
-			want: expect{0, 1, 1},
-			check: func(t *testing.T, s []seen) {
-				if !s[1].has("<sent xmlns='urn:xmpp:carbons:2'>") {
-					t.Errorf("the other 2.0 session did not get a sent carbon: %v", s[1].els)
-				}
-				if s[3].n != 1 {
-					t.Errorf("bob got %d copies", s[3].n)
-				}
-			},
-		},
-		{
-			name: "section 6 leaving: a message to a full JID gets private, no-copy, no-store and xmpp-2",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.a1, f.bob.JID, "chat", m)
-				return f.bob
-			},
-			want: expect{0, 0, 0},
-			check: func(t *testing.T, s []seen) {
-				for _, part := range []string{"<no-copy xmlns='urn:xmpp:hints'/>", "<no-store xmlns='urn:xmpp:hints'/>", "<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>"} {
-					if !s[3].has(part) {
-						t.Errorf("bob's copy lacks %s: %v", part, s[3].els)
+			// The sender's archive holds what the account sent.
+			want: expect{a2: 1, a3: 1, bob: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 1; i < 3; i++ {
+					if !s[i].has("<sent xmlns='urn:xmpp:carbons:2'>") {
+						t.Errorf("alice session %d did not get a sent carbon: %v", i+1, s[i].els)
 					}
 				}
 			},
 		},
 		{
-			name: "section 6 leaving: every message gets xmpp-2",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.a1, "bob@"+domain, "chat", m)
-				return f.bob
+			name: "section 6 leaving: a message to a full JID gets private, no-copy, no-store and xmpp-2",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.a1, f.bob.JID, "chat", m)
 			},
-			want: expect{0, 1, 1},
-			check: func(t *testing.T, s []seen) {
+			want: expect{bob: 1, archived: 0},
+			check: func(t *testing.T, f *routingFixture, m string, s []seen) {
+				modifiers := []string{"<private xmlns='urn:xmpp:carbons:2'/>", "<no-copy xmlns='urn:xmpp:hints'/>", "<no-store xmlns='urn:xmpp:hints'/>", "<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>"}
+				up := f.sentUpstream(m)
+				if len(up) != 1 {
+					t.Fatalf("the proxy wrote the message upstream %d times, want once: %q", len(up), up)
+				}
+				for _, part := range modifiers {
+					if !strings.Contains(up[0], part) {
+						t.Errorf("the message the proxy wrote upstream lacks %s: %s", part, up[0])
+					}
+				}
+				// What the receiving server does with <private/>:
+				// Prosody takes it off (it honours it by sending no
+				// carbons), ejabberd keeps it.
+				keepsPrivate, ok := map[string]bool{"prosody": false, "ejabberd": true}[f.e.srv.Name()]
+				if !ok {
+					t.Fatalf("no <private/> delivery recorded for %s", f.e.srv.Name())
+				}
+				for _, part := range modifiers {
+					want := part != modifiers[0] || keepsPrivate
+					if s[3].has(part) != want {
+						t.Errorf("bob's copy has %s: %v, want %v: %v", part, !want, want, s[3].els)
+					}
+				}
+				// no-store keeps it out of the receiver's archive too.
+				control := "control-" + harness.NewID()
+				sendChat(f.a1, "bob@"+domain, "chat", control)
+				if n := archiveCounts(t, f.bob, control, m)[0]; n != 0 {
+					t.Errorf("bob's archive holds the full-JID message %d times, want none", n)
+				}
+			},
+		},
+		{
+			name: "section 6 leaving: every message gets xmpp-2",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.a1, "bob@"+domain, "chat", m)
+			},
+			want: expect{a2: 1, a3: 1, bob: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				if !s[3].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") || s[3].has("<no-store") {
 					t.Errorf("bob's copy of a bare-JID message: %v", s[3].els)
 				}
 			},
 		},
 		{
-			name: "section 6 entering: a full-JID chat without modifiers is rerouted to every 2.0 session",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.bob, f.a1.JID, "chat", m)
-				return nil
+			name: "section 6 entering: a 1.0 message to the bare JID is marked xmpp-1",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, "alice@"+domain, "chat", m)
 			},
-			want: expect{1, 1, -1},
-			check: func(t *testing.T, s []seen) {
-				if !s[1].has("to='alice@" + domain + "'") {
-					t.Errorf("the rerouted copy is not addressed to the bare JID: %v", s[1].els)
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 0; i < 2; i++ {
+					if !s[i].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") {
+						t.Errorf("2.0 session %d: no xmpp-1 marker: %v", i+1, s[i].els)
+					}
 				}
 			},
 		},
 		{
-			name: "section 6 entering: a full-JID normal message with a body is rerouted like chat",
-			send: func(f *routingFixture, m string) *harness.Client {
-				sendChat(f.bob, f.a1.JID, "normal", m)
-				return nil
+			name: "section 6 entering: a 2.0 message to the bare JID is not marked xmpp-1",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.carol, "alice@"+domain, "chat", m)
 			},
-			want: expect{1, 1, -1},
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 0; i < 2; i++ {
+					if s[i].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") || !s[i].has("<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>") {
+						t.Errorf("2.0 session %d: want xmpp-2 and no xmpp-1: %v", i+1, s[i].els)
+					}
+				}
+			},
 		},
 		{
-			name: "section 6 entering: a bodiless full-JID normal message stays with that session",
-			send: func(f *routingFixture, m string) *harness.Client {
-				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", f.a1.JID, harness.NewID(), m))
-				return nil
+			name: "section 6 entering: a full-JID chat without modifiers is rerouted to every 2.0 session and archived",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, f.a1.JID, "chat", m)
 			},
-			want: expect{1, 0, 0},
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: checkRerouted,
+		},
+		{
+			name: "section 6 entering: a full-JID normal message with a body is rerouted like chat and archived",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, f.a1.JID, "normal", m)
+			},
+			want:  expect{a1: 1, a2: 1, a3: 1, archived: 1},
+			check: checkRerouted,
+		},
+		{
+			name: "section 6 entering: a bodiless full-JID normal message stays with that session and is not archived",
+			send: func(f *routingFixture, m string) {
+				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", f.a1.JID, harness.NewID(), m))
+			},
+			want: expect{a1: 1, archived: 0},
 		},
 		{
 			name: "section 6 entering: a full-JID message with no-copy stays with that session",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><no-copy xmlns='urn:xmpp:hints'/></message>", f.a1.JID, harness.NewID(), m))
-				return nil
 			},
-			want: expect{1, 0, 0},
+			// Both servers archive a 1.0 chat with a body whatever its
+			// address: the proxy cannot keep it out of the archive.
+			want: expect{a1: 1, archived: 1},
 		},
 		{
-			name: "section 6 entering: a headline to a full JID stays with that session",
-			send: func(f *routingFixture, m string) *harness.Client {
+			name: "section 6 entering: a headline to a full JID stays with that session and is not archived",
+			send: func(f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "headline", m)
-				return nil
 			},
-			want: expect{1, 0, 0},
+			want: expect{a1: 1, archived: 0},
 		},
 		{
 			name: "section 6 entering: a 1.0 message is marked xmpp-1",
-			send: func(f *routingFixture, m string) *harness.Client {
+			send: func(f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "headline", m)
-				return nil
 			},
-			want: expect{1, 0, 0},
-			check: func(t *testing.T, s []seen) {
+			want: expect{a1: 1, archived: 0},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
 				if !s[0].has("<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>") {
 					t.Errorf("no xmpp-1 marker: %v", s[0].els)
 				}
@@ -274,17 +350,12 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				marker := "m-" + harness.NewID()
-				watch := tc.send(f, marker)
-				clients := []*harness.Client{f.a1, f.a2, f.a3}
-				if watch != nil {
-					clients = append(clients, watch)
-				}
-				s := collect(marker, clients...)
+				tc.send(f, marker)
+				s := collect(marker, f.a1, f.a2, f.a3, f.bob, f.carol)
 				if tc.after != nil {
 					tc.after(f)
 					f.drain()
@@ -294,26 +365,50 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 						t.Errorf("2.0 session %d saw a <received> carbon wrapper: %v", i+1, s[i].els)
 					}
 				}
-				for i, want := range []int{tc.want.a1, tc.want.a2, tc.want.a3} {
-					if want >= 0 && s[i].n != want {
-						t.Errorf("alice session %d saw the message %d times, want %d: %v", i+1, s[i].n, want, s[i].els)
+				w := tc.want
+				for i, want := range []int{w.a1, w.a2, w.a3, w.bob, w.carol} {
+					if s[i].n != want {
+						t.Errorf("%s saw the message %d times, want %d: %v", []string{"a1", "a2", "a3", "bob", "carol"}[i], s[i].n, want, s[i].els)
 					}
 				}
+				// Every message above was handled by the server before
+				// this control, sent after the copies arrived.
+				control := "control-" + harness.NewID()
+				sendChat(f.bob, "alice@"+domain, "chat", control)
+				if n := archiveCounts(t, f.a3, control, marker)[0]; n != w.archived {
+					t.Errorf("alice's archive holds the message %d times, want %d", n, w.archived)
+				}
 				if tc.check != nil {
-					for len(s) < 4 {
-						s = append(s, seen{})
-					}
-					tc.check(t, s)
+					tc.check(t, f, marker, s)
 				}
 			})
 		}
 	})
 }
 
+// checkRerouted checks a full-JID message rerouted to the bare JID: both
+// 2.0 sessions get it addressed to the bare JID, and the classic session
+// gets the received carbon both 1.0 servers send for a full-JID chat, or
+// normal message with a body, to another resource.
+func checkRerouted(t *testing.T, f *routingFixture, _ string, s []seen) {
+	t.Helper()
+	for i := 0; i < 2; i++ {
+		if !s[i].has("to='alice@" + domain + "'") {
+			t.Errorf("2.0 session %d: the rerouted copy is not addressed to the bare JID: %v", i+1, s[i].els)
+		}
+	}
+	if !s[2].has("<received xmlns='urn:xmpp:carbons:2'>") || !s[2].has("to='"+f.a1.JID+"'") {
+		t.Errorf("the classic session did not get the 1.0 received carbon of the message to %s: %v", f.a1.JID, s[2].els)
+	}
+}
+
+// TestA20MessageToAnOfflineFullJIDBounces: the proxy answers a 2.0
+// client's message to an offline full JID itself. Nothing reaches alice,
+// nothing goes upstream, and so no archive holds it: not alice's, and not
+// carol's, as if it had been delivered.
 func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		marker := "gone-" + harness.NewID()
 		id := harness.NewID()
 		_ = f.carol.Send(fmt.Sprintf("<message to='alice@%s/no-such-resource' type='chat' id='%s'><body>%s</body></message>", domain, id, marker))
@@ -326,6 +421,19 @@ func TestA20MessageToAnOfflineFullJIDBounces(t *testing.T) {
 			if s[i].n != 0 {
 				t.Errorf("alice session %d got a message meant for an offline resource", i+1)
 			}
+		}
+		// carol's next message is archived in both accounts; once it is
+		// there, the bounced one, sent before on the same leg, would be.
+		control := "control-" + harness.NewID()
+		sendChat(f.carol, "alice@"+domain, "chat", control)
+		if n := archiveCounts(t, f.a3, control, marker)[0]; n != 0 {
+			t.Errorf("alice's archive holds the bounced message %d times", n)
+		}
+		if n := archiveCounts(t, f.carol, control, marker)[0]; n != 0 {
+			t.Errorf("carol's archive holds the bounced message %d times", n)
+		}
+		if up := f.sentUpstream(marker); len(up) != 0 {
+			t.Errorf("the proxy sent the bounced message upstream: %q", up)
 		}
 	})
 }
@@ -350,9 +458,8 @@ func TestA20MessageTheServerReroutedIsDropped(t *testing.T) {
 		"ejabberd": {func(f *routingFixture) string { return f.a3.JID }, true},
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
-		dave := e.login(t, "dave", directTo(srv))
+		f := newRoutingFixture(t, srv)
+		dave := f.e.login(t, "dave", directTo(srv))
 		ghost := "ghost-" + harness.NewID()
 		send(t, dave, fmt.Sprintf("<message to='alice@%s/ghost' type='chat' id='%s'><body>%s</body>"+
 			"<private xmlns='urn:xmpp:carbons:2'/><no-copy xmlns='urn:xmpp:hints'/><no-store xmlns='urn:xmpp:hints'/>"+
@@ -424,17 +531,18 @@ func elementsWith(els [][]byte, marker string) [][]byte {
 	return out
 }
 
+// sendChat sends a message of type typ with body to to.
 func sendChat(c *harness.Client, to, typ, body string) {
 	_ = c.Send(fmt.Sprintf("<message to='%s' type='%s' id='%s'><body>%s</body></message>", to, typ, harness.NewID(), body))
 }
 
 // TestRoomMessagesToAFullJIDStayWithThatSession covers the MUC rows: a
 // groupchat message and a MUC private message reach the joined 2.0 session
-// only, once.
+// only, once. alice's classic session, not in the room, gets nothing: no
+// server sends carbons of either.
 func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		room := fmt.Sprintf("rules-%s@%s", harness.NewID(), srv.MUCService())
 		openRoom(t, f.bob, room, "bob")
 		send(t, f.a1, fmt.Sprintf("<presence to='%s/alice'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room))
@@ -443,23 +551,35 @@ func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			send func(marker string)
+			// archived is how many times alice's archive holds it.
+			archived int
 		}{
-			{"section 6 entering: groupchat to a full JID is single-session", func(m string) {
+			// The room archives groupchat; neither server puts it in
+			// the occupant's own archive.
+			{"section 6 entering: groupchat to a full JID is single-session and not archived", func(m string) {
 				sendChat(f.bob, room, "groupchat", m)
-			}},
+			}, 0},
+			// Both servers store a MUC private message with a body in
+			// the recipient's archive, like any 1.0 chat.
 			{"section 6 entering: a MUC private message is single-session", func(m string) {
 				sendChat(f.bob, room+"/alice", "chat", m)
-			}},
+			}, 1},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				marker := "room-" + harness.NewID()
 				tc.send(marker)
-				s := collect(marker, f.a1, f.a2)
-				if s[0].n != 1 || s[1].n != 0 {
-					t.Fatalf("joined session saw it %d times, the other 2.0 session %d times; want 1 and 0\n%v\n%v", s[0].n, s[1].n, s[0].els, s[1].els)
+				s := collect(marker, f.a1, f.a2, f.a3)
+				if s[0].n != 1 || s[1].n != 0 || s[2].n != 0 {
+					t.Fatalf("joined session saw it %d times, the other 2.0 session %d times, the classic session %d times; want 1, 0 and 0\n%v\n%v\n%v",
+						s[0].n, s[1].n, s[2].n, s[0].els, s[1].els, s[2].els)
 				}
 				if s[0].has("<received") {
 					t.Fatalf("a carbon wrapper reached the 2.0 session: %v", s[0].els)
+				}
+				control := "control-" + harness.NewID()
+				sendChat(f.bob, "alice@"+domain, "chat", control)
+				if n := archiveCounts(t, f.a3, control, marker)[0]; n != tc.archived {
+					t.Errorf("alice's archive holds it %d times, want %d", n, tc.archived)
 				}
 			})
 		}
@@ -470,48 +590,127 @@ func TestRoomMessagesToAFullJIDStayWithThatSession(t *testing.T) {
 // client's message to a full JID is transient (no-store on the way out).
 func TestFullJIDMessagesFromA20ClientAreNotArchived(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		transient, archived := "transient-"+harness.NewID(), "archived-"+harness.NewID()
 		sendChat(f.carol, f.a1.JID, "chat", transient)
 		sendChat(f.carol, "alice@"+domain, "chat", archived)
-		collect(archived, f.a1)
-		time.Sleep(300 * time.Millisecond)
-		send(t, f.a3, "<iq type='set' id='arch'><query xmlns='urn:xmpp:mam:2' queryid='arch'>"+
-			"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"+
-			"<field var='with'><value>carol@"+domain+"</value></field></x>"+
-			"<set xmlns='http://jabber.org/protocol/rsm'><max>50</max><before/></set></query></iq>")
-		var results [][]byte
-		for {
-			el := waitFor(t, f.a3, "")
-			if contains(el, "<iq", "id='arch'") && !contains(el, "queryid") {
-				break
-			}
-			if contains(el, "queryid='arch'") {
-				results = append(results, el)
-			}
+		// The bare-JID message, sent second, is the control.
+		n := archiveCounts(t, f.a3, archived, transient, archived)
+		if n[0] != 0 {
+			t.Errorf("the full-JID 2.0 message is archived (%d copies)", n[0])
 		}
-		if n := len(bodiesWith(results, transient)); n != 0 {
-			t.Errorf("the full-JID 2.0 message is archived (%d copies)", n)
-		}
-		if n := len(bodiesWith(results, archived)); n != 1 {
-			t.Errorf("the bare-JID 2.0 message is archived %d times, want once", n)
+		if n[1] != 1 {
+			t.Errorf("the bare-JID 2.0 message is archived %d times, want once", n[1])
 		}
 	})
 }
 
 // TestAFullJIDMessageWithPrivateStaysWithThatSession: bob is a classic
 // session through the proxy. Prosody takes the <private/> off before
-// delivery; the proxy saw it on bob's way up and puts it back.
+// delivery; the proxy saw it on bob's way up and puts it back. <private/>
+// also keeps the 1.0 server from sending alice's classic session a carbon.
 func TestAFullJIDMessageWithPrivateStaysWithThatSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
-		f := newRoutingFixture(t, e)
+		f := newRoutingFixture(t, srv)
 		marker := "private-" + harness.NewID()
 		_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><private xmlns='urn:xmpp:carbons:2'/></message>", f.a1.JID, harness.NewID(), marker))
-		s := collect(marker, f.a1, f.a2)
-		if s[0].n != 1 || s[1].n != 0 {
-			t.Fatalf("the addressed 2.0 session saw it %d times, the other %d; want 1 and 0", s[0].n, s[1].n)
+		s := collect(marker, f.a1, f.a2, f.a3)
+		if s[0].n != 1 || s[1].n != 0 || s[2].n != 0 {
+			t.Fatalf("the addressed 2.0 session saw it %d times, the other %d, the classic session %d; want 1, 0 and 0", s[0].n, s[1].n, s[2].n)
+		}
+		// Both servers archive a 1.0 chat with a body, <private/> or not:
+		// the proxy cannot keep it out of the archive.
+		control := "control-" + harness.NewID()
+		sendChat(f.bob, "alice@"+domain, "chat", control)
+		if n := archiveCounts(t, f.a3, control, marker)[0]; n != 1 {
+			t.Errorf("alice's archive holds it %d times, want once", n)
 		}
 	})
+}
+
+// TestNoResourceLockingAReplyToABareJIDStaysBare: bob writes to alice's
+// bare JID from one of his two classic sessions, and alice's 2.0 session
+// replies to bob's bare JID. The proxy must not lock onto the full JID bob
+// wrote from: what it writes upstream is still addressed to the bare JID,
+// so the 1.0 server delivers it by its own rules for a bare-JID chat.
+func TestNoResourceLockingAReplyToABareJIDStaysBare(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		f := newRoutingFixture(t, srv)
+		bob2 := f.e.login(t, "bob")
+		goOnline(t, bob2) // the same priority as bob's first session: 0
+		f.drain()
+		bob2.Collect(300 * time.Millisecond)
+
+		question := "question-" + harness.NewID()
+		sendChat(f.bob, "alice@"+domain, "chat", question)
+		if s := collect(question, f.a1); s[0].n != 1 || !s[0].has("from='"+f.bob.JID+"'") {
+			t.Fatalf("alice's 2.0 session did not get bob's message from %s once: %v", f.bob.JID, s[0].els)
+		}
+
+		reply := "reply-" + harness.NewID()
+		sendChat(f.a1, "bob@"+domain, "chat", reply)
+		s := collect(reply, f.bob, bob2, f.a3)
+		bareTo := "to='bob@" + domain + "'"
+		up := f.sentUpstream(reply)
+		if len(up) != 1 || attrValue(up[0], "to") != "bob@"+domain {
+			t.Fatalf("the proxy wrote the reply upstream as %q, want once to bob@%s", up, domain)
+		}
+		// Both servers deliver a bare-JID chat to every resource at the
+		// top priority, and keep the bare `to` on each copy.
+		for i, name := range []string{"bob's first session", "bob's second session"} {
+			if s[i].n != 1 || !s[i].has(bareTo) {
+				t.Errorf("%s got the reply %d times, want once to bob@%s: %v", name, s[i].n, domain, s[i].els)
+			}
+		}
+		// The 1.0 sent carbon forwards the message as the server got it.
+		if s[2].n != 1 || !s[2].has("<sent xmlns='urn:xmpp:carbons:2'>") || !s[2].has(bareTo) {
+			t.Errorf("alice's classic session did not get a sent carbon of the reply to bob@%s: %v", domain, s[2].els)
+		}
+	})
+}
+
+// archiveCounts queries the archive of c's account (XEP-0313) until it
+// holds control, a message archived after the ones under test, and returns
+// how many archived messages carry each marker. Waiting for control, not
+// for a while, makes a zero mean that the server had the message and did
+// not store it.
+func archiveCounts(t *testing.T, c *harness.Client, control string, markers ...string) []int {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		results := archiveQuery(t, c)
+		if len(elementsWith(results, control)) > 0 {
+			counts := make([]int, len(markers))
+			for i, m := range markers {
+				counts[i] = len(elementsWith(results, m))
+			}
+			return counts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the archive never held the control message %s", control)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// archiveQuery asks the archive of c's account for its last 50 messages and
+// returns the results, skipping whatever else c receives meanwhile.
+func archiveQuery(t *testing.T, c *harness.Client) [][]byte {
+	t.Helper()
+	id := harness.NewID()
+	send(t, c, "<iq type='set' id='mam-"+id+"'><query xmlns='urn:xmpp:mam:2' queryid='q-"+id+"'>"+
+		"<set xmlns='http://jabber.org/protocol/rsm'><max>50</max><before/></set></query></iq>")
+	var results [][]byte
+	for {
+		el := waitFor(t, c, "")
+		switch {
+		case contains(el, "queryid='q-"+id+"'"):
+			results = append(results, el)
+		case contains(el, "<iq", "id='mam-"+id+"'"):
+			if !contains(el, "type='result'") {
+				t.Fatalf("archive query failed: %s", el)
+			}
+			return results
+		}
+	}
 }
