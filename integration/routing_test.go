@@ -714,3 +714,48 @@ func archiveQuery(t *testing.T, c *harness.Client) [][]byte {
 		}
 	}
 }
+
+// TestAMessageForOneSessionIsNeverInAnotherSessionsCatchUp: both 1.0
+// servers archive a 1.0 chat to a full JID with <private/> or <no-copy/>,
+// and a MUC private message, though each was for one session only. A new
+// 2.0 session of the account syncing the archive gets none of them; a
+// full-JID chat without modifiers (rerouted to the whole account) and a
+// bare-JID chat are in its catch-up (contract section 5: full-JID messages
+// are never in a catch-up).
+func TestAMessageForOneSessionIsNeverInAnotherSessionsCatchUp(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		f := newRoutingFixture(t, srv)
+		room := fmt.Sprintf("catchup-%s@%s", harness.NewID(), srv.MUCService())
+		openRoom(t, f.bob, room, "bob")
+		send(t, f.a1, fmt.Sprintf("<presence to='%s/alice'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room))
+		waitFor(t, f.a1, "<presence", room+"/alice", "110")
+		m := harness.NewID()
+		chatTo := func(to, body, extra string) {
+			send(t, f.bob, fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s %s</body>%s</message>", to, harness.NewID(), body, m, extra))
+		}
+		chatTo(f.a1.JID, "private", "<private xmlns='urn:xmpp:carbons:2'/>")
+		chatTo(f.a1.JID, "no-copy", "<no-copy xmlns='urn:xmpp:hints'/>")
+		chatTo(room+"/alice", "muc-pm", "")
+		chatTo(f.a1.JID, "rerouted", "")
+		chatTo("alice@"+domain, "bare", "")
+		readThrough(t, f.a1, "bare "+m) // all of it has reached the server
+		late := f.e.login2(t, "alice", func(l *harness.Login) {
+			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>late</tag><sync xmlns='urn:xmpp:xmpp2:0' within='60'/></bind>"
+		})
+		before, synced, _ := catchup(t, late)
+		got := strings.Join(bodiesWith(before, m), ", ")
+		for _, kind := range []string{"private", "no-copy", "muc-pm"} {
+			if strings.Contains(got, kind+" "+m) {
+				t.Errorf("the catch-up has the %s message for another session: %s", kind, got)
+			}
+		}
+		for _, kind := range []string{"rerouted", "bare"} {
+			if n := strings.Count(got, kind+" "+m); n != 1 {
+				t.Errorf("the catch-up has the %s message %d times, want once: %s", kind, n, got)
+			}
+		}
+		if mm := syncedRE.FindSubmatch(synced); mm == nil || string(mm[3]) != "true" {
+			t.Errorf("synced = %s, want complete", synced)
+		}
+	})
+}

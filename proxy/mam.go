@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/xml"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
 // XEP-0313 (MAM), XEP-0059 (RSM) and XEP-0045 (MUC) pieces of the Bind2
@@ -85,6 +88,43 @@ func parseMAMResult(raw []byte) (mamResult, bool) {
 	}
 	r := m.Result
 	return mamResult{queryID: r.QueryID, id: r.ID, stamp: r.Forwarded.Delay.Stamp, inner: r.Forwarded.Message.Inner}, true
+}
+
+// forAnotherSession reports an archived message that was for one other
+// session of self's account only: addressed to another full JID of the
+// account and single-session by the entering rules (a 1.0 chat with
+// <private/> or <no-copy/>, a MUC private message). The 1.0 server
+// archives those, but full-JID messages are never part of a catch-up
+// (contract section 5).
+func forAnotherSession(raw []byte, self string) bool {
+	inner := forwardedMessage(raw)
+	if inner == nil || self == "" {
+		return false
+	}
+	to := attrString(inner[:bytes.IndexByte(inner, '>')+1], "to")
+	bare, _, full := strings.Cut(to, "/")
+	if !full || !strings.EqualFold(bare, bareJID(self)) || strings.EqualFold(to, self) {
+		return false
+	}
+	_, route, err := rewrite.Entering(inner)
+	return err == nil && route.Scope == rewrite.ScopeSession
+}
+
+// forwardedMessage returns the message a MAM result forwards, from its
+// start tag to its end tag, or nil.
+func forwardedMessage(raw []byte) []byte {
+	fwd := bytes.Index(raw, []byte("<forwarded"))
+	end := bytes.LastIndex(raw, []byte("</forwarded>"))
+	if fwd < 0 || end < fwd {
+		return nil
+	}
+	body := raw[fwd:end]
+	start := bytes.Index(body, []byte("<message"))
+	stop := bytes.LastIndex(body, []byte("</message>"))
+	if start < 0 || stop < start {
+		return nil
+	}
+	return body[start : stop+len("</message>")]
 }
 
 // mamFin is the outcome of one MAM query page.

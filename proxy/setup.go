@@ -249,8 +249,10 @@ func (st *setupState) onMessage(raw []byte) {
 	case res.queryID == idMetaLast:
 		st.meta.endID, st.meta.endTS = res.id, res.stamp
 	case st.sync != nil && res.queryID == st.sync.queryID:
-		st.sync.results = append(st.sync.results, bytes.Clone(raw))
 		st.sync.lastID = res.id
+		if !forAnotherSession(raw, st.out.jid) {
+			st.sync.results = append(st.sync.results, bytes.Clone(raw))
+		}
 	default:
 		for _, j := range st.joins {
 			if j.catchup != nil && res.queryID == j.catchup.queryID {
