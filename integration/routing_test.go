@@ -759,3 +759,35 @@ func TestAMessageForOneSessionIsNeverInAnotherSessionsCatchUp(t *testing.T) {
 		}
 	})
 }
+
+// TestEvery20SessionGetsABareJIDMessageWhateverItsPriority: in 2.0 there
+// are no negative-priority exceptions (contract section 5). A 1.0 server
+// keeps a bare-JID message from negative-priority resources, and ejabberd
+// stores it offline when every resource is negative; the proxy raises a
+// 2.0 session's negative priority to 0 on the way up, inline or later.
+func TestEvery20SessionGetsABareJIDMessageWhateverItsPriority(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		x2 := func(tag string) func(*harness.Login) {
+			return func(l *harness.Login) {
+				l.SASL2 = true
+				l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>" + tag + "</tag><presence xmlns='jabber:client'><priority>-5</priority></presence></bind>"
+			}
+		}
+		g1, g2 := e.login(t, "grace", x2("one")), e.login(t, "grace", x2("two"))
+		bob := e.login(t, "bob")
+		goOnline(t, bob)
+		for _, step := range []string{"inline presence", "later presence"} {
+			if step == "later presence" {
+				send(t, g2, "<presence><show>away</show><priority>-1</priority></presence>")
+				waitFor(t, g1, "<presence", "from='"+g2.JID+"'")
+			}
+			m := "priority-" + harness.NewID()
+			sendChat(bob, "grace@"+domain, "chat", m)
+			s := collect(m, g1, g2)
+			if s[0].n != 1 || s[1].n != 1 {
+				t.Errorf("%s: the negative-priority 2.0 sessions got it %d and %d times, want once each", step, s[0].n, s[1].n)
+			}
+		}
+	})
+}

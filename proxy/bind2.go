@@ -109,7 +109,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		req = append(req, "<inactive xmlns='"+nsCSI+"'/>"...)
 	}
 	if bind.Presence != nil {
-		req = appendPresence(req, bind.Presence)
+		req = append(req, clampPriority(appendPresence(nil, bind.Presence))...)
 	}
 	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
 	req = st.appendOptionalRequests(req, bind)

@@ -192,6 +192,9 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 		return raw
 	}
 	out := raw
+	if string(name) == "presence" && isBroadcastPresence(raw) {
+		out = clampPriority(raw)
+	}
 	if string(name) == "message" {
 		if bounce := v.bounceOffline(raw); bounce != nil {
 			v.clientStanza(false) // answered here, never upstream
