@@ -205,6 +205,42 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 			},
 		},
 		{
+			name: "section 5: a bare-JID normal message with a body reaches every 2.0 session once",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.bob, "alice@"+domain, "normal", m)
+			},
+			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
+		},
+		{
+			name: "section 5: a message by a classic session of the account reaches the 2.0 sessions as a sent carbon",
+			send: func(f *routingFixture, m string) {
+				sendChat(f.a3, "bob@"+domain, "chat", m)
+			},
+			want: expect{a1: 1, a2: 1, bob: 1, archived: 1},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 0; i < 2; i++ {
+					if !s[i].has("<sent xmlns='urn:xmpp:carbons:2'>") {
+						t.Errorf("2.0 session %d did not get a sent carbon: %v", i+1, s[i].els)
+					}
+				}
+			},
+		},
+		{
+			name: "section 6 entering: a full-JID normal message with other archivable content is rerouted like chat",
+			send: func(f *routingFixture, m string) {
+				// A reaction, no body.
+				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><reactions xmlns='urn:xmpp:reactions:0' id='%s'><reaction>+1</reaction></reactions></message>", f.a1.JID, harness.NewID(), m))
+			},
+			want: expect{a1: 1, a2: 1, a3: 0, archived: 0},
+			check: func(t *testing.T, _ *routingFixture, _ string, s []seen) {
+				for i := 0; i < 2; i++ {
+					if !s[i].has(bareTo) {
+						t.Errorf("2.0 session %d: not rerouted to the bare JID: %v", i+1, s[i].els)
+					}
+				}
+			},
+		},
+		{
 			name: "section 5: a message by another session of the account arrives as a sent carbon",
 			send: func(f *routingFixture, m string) {
 				sendChat(f.a1, "bob@"+domain, "chat", m)
