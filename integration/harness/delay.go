@@ -21,6 +21,7 @@ func NewDelayRelay(target string, oneWay time.Duration) (*DelayRelay, error) {
 		return nil, err
 	}
 	d.loopRelay = r
+	r.start()
 	return d, nil
 }
 

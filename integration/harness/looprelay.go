@@ -7,7 +7,8 @@ import (
 
 // loopRelay is the core of the harness's loopback TCP relays: it listens
 // on a free loopback port, dials target for each client, and hands the two
-// ends to connect, which starts the copying with spawn.
+// ends to connect, which starts the copying with spawn. Nothing is
+// accepted before start, so the relay embedding it can finish setting up.
 type loopRelay struct {
 	ln      net.Listener
 	target  string
@@ -22,10 +23,11 @@ func newLoopRelay(target string, connect func(in, out net.Conn)) (*loopRelay, er
 	if err != nil {
 		return nil, err
 	}
-	r := &loopRelay{ln: ln, target: target, connect: connect}
-	r.spawn(r.accept)
-	return r, nil
+	return &loopRelay{ln: ln, target: target, connect: connect}, nil
 }
+
+// start accepts clients.
+func (r *loopRelay) start() { r.spawn(r.accept) }
 
 // Addr is the address clients dial instead of the target.
 func (r *loopRelay) Addr() string { return r.ln.Addr().String() }

@@ -24,6 +24,7 @@ func NewTap(target string) (*Tap, error) {
 		return nil, err
 	}
 	t.loopRelay = r
+	r.start()
 	return t, nil
 }
 
