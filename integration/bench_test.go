@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,33 +47,66 @@ const roundStanzas = 2000
 // not archived) from one client to another's full JID, alternating the
 // direct and the proxied path so both see the same server state. The proxy
 // runs as its own process, as deployed, and its CPU time per relayed
-// stanza (in and out) is reported too.
+// stanza (in and out) is reported too. It runs twice: with every process
+// sharing every core, and with the proxy on a core of its own while the
+// server and the test clients share another, on both paths alike; the
+// second asks whether the proxy is ever the bottleneck.
 func BenchmarkRelayThroughput(b *testing.B) {
 	bin := buildProxy(b)
 	for _, srv := range servers {
-		b.Run(srv.Name(), func(b *testing.B) {
-			e := startProxy(b, srv) // only for its certificate
-			p := startExternalProxy(b, e, bin)
-			defer p.stop()
-			direct := [2]*harness.Client{e.login(b, "alice", directTo(srv)), e.login(b, "bob", directTo(srv))}
-			proxied := [2]*harness.Client{e.loginAt(b, p.addr, "alice", false), e.loginAt(b, p.addr, "bob", false)}
-			defer closeAll(proxied[:])
-			var elapsed [2]time.Duration
-			var cpu time.Duration
-			for b.Loop() {
-				elapsed[0] += sendRound(b, direct[0], direct[1], roundStanzas)
-				before := p.cpuTime(b)
-				elapsed[1] += sendRound(b, proxied[0], proxied[1], roundStanzas)
-				cpu += p.cpuTime(b) - before
-			}
-			n := float64(b.N * roundStanzas)
-			rDirect, rProxy := n/elapsed[0].Seconds(), n/elapsed[1].Seconds()
-			b.ReportMetric(rDirect, "direct-stanzas/s")
-			b.ReportMetric(rProxy, "proxy-stanzas/s")
-			b.ReportMetric(rProxy/rDirect, "proxy/direct")
-			b.ReportMetric(float64(cpu.Microseconds())/n, "proxy-cpu-µs/stanza")
-		})
+		b.Run(srv.Name()+"/shared-cores", func(b *testing.B) { relayThroughput(b, srv, bin, false) })
+		b.Run(srv.Name()+"/proxy-own-core", func(b *testing.B) { relayThroughput(b, srv, bin, true) })
 	}
+}
+
+func relayThroughput(b *testing.B, srv harness.Server, bin string, ownCore bool) {
+	e := startProxy(b, srv) // only for its certificate
+	p := startExternalProxy(b, e, bin)
+	defer p.stop()
+	if ownCore {
+		unpin := pinCPUs(b, srv.PID(), p.cmd.Process.Pid)
+		defer unpin()
+	}
+	direct := [2]*harness.Client{e.login(b, "alice", directTo(srv)), e.login(b, "bob", directTo(srv))}
+	proxied := [2]*harness.Client{e.loginAt(b, p.addr, "alice", false), e.loginAt(b, p.addr, "bob", false)}
+	defer closeAll(proxied[:])
+	var elapsed [2]time.Duration
+	var cpu time.Duration
+	for b.Loop() {
+		elapsed[0] += sendRound(b, direct[0], direct[1], roundStanzas)
+		before := p.cpuTime(b)
+		elapsed[1] += sendRound(b, proxied[0], proxied[1], roundStanzas)
+		cpu += p.cpuTime(b) - before
+	}
+	n := float64(b.N * roundStanzas)
+	rDirect, rProxy := n/elapsed[0].Seconds(), n/elapsed[1].Seconds()
+	b.ReportMetric(rDirect, "direct-stanzas/s")
+	b.ReportMetric(rProxy, "proxy-stanzas/s")
+	b.ReportMetric(rProxy/rDirect, "proxy/direct")
+	b.ReportMetric(float64(cpu.Microseconds())/n, "proxy-cpu-µs/stanza")
+}
+
+// pinCPUs puts the server and this test process (the clients) on CPU 0 and
+// the proxy on CPU 1, with taskset, and returns what undoes it. It skips
+// the benchmark on a machine with fewer than two CPUs or no taskset.
+func pinCPUs(b *testing.B, serverPID, proxyPID int) (unpin func()) {
+	if runtime.NumCPU() < 2 || serverPID == 0 {
+		b.Skip("needs two CPUs and the server's pid")
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		b.Skip("needs taskset (util-linux)")
+	}
+	set := func(cpus string, pids ...int) {
+		for _, pid := range pids {
+			if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+				b.Fatalf("taskset %d: %v\n%s", pid, err, out)
+			}
+		}
+	}
+	set("0", serverPID, os.Getpid())
+	set("1", proxyPID)
+	all := "0-" + strconv.Itoa(runtime.NumCPU()-1)
+	return func() { set(all, serverPID, os.Getpid()) }
 }
 
 func directTo(srv harness.Server) func(*harness.Login) {

@@ -193,11 +193,18 @@ func (e *Ejabberd) waitClosed(d time.Duration) bool {
 }
 
 func (e *Ejabberd) kill() {
-	b, err := os.ReadFile(filepath.Join(e.dir, "ejabberd.pid"))
-	if err != nil {
-		return
-	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+	if pid := e.PID(); pid > 1 {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// PID implements Server: the Erlang VM's, from the pid file ejabberdctl
+// writes.
+func (e *Ejabberd) PID() int {
+	b, err := os.ReadFile(filepath.Join(e.dir, "ejabberd.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }

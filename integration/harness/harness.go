@@ -33,6 +33,9 @@ type Server interface {
 	Stop() error
 	// Log returns the tail of the server's log, for test failures.
 	Log() string
+	// PID is the server's process id, 0 if unknown; benchmarks pin it
+	// to a CPU.
+	PID() int
 }
 
 // loopback holds what every harness server answers alike: its domain and

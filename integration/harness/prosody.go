@@ -103,6 +103,14 @@ func (p *Prosody) start(ctx context.Context) error {
 // Name implements Server.
 func (p *Prosody) Name() string { return "prosody" }
 
+// PID implements Server.
+func (p *Prosody) PID() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Register implements Server.
 func (p *Prosody) Register(user, password string) error {
 	cmd := exec.Command("prosodyctl", "--config", p.cfgFile, "register", user, p.domain, password)
