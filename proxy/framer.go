@@ -162,11 +162,11 @@ func (f *Framer) fill() error {
 	space := f.space()
 	n, err := f.r.Read(space)
 	f.drained = n < len(space)
-	f.commit(n, err)
-	if err != nil && n == 0 {
-		f.readErr = nil
+	if n == 0 && err != nil {
+		f.commit(0, nil)
 		return err
 	}
+	f.commit(n, err)
 	return nil
 }
 

@@ -84,11 +84,11 @@ func (c *recordConn) fill() error {
 		return err
 	}
 	n, err := c.Conn.Read(c.space())
-	c.commit(n, err)
-	if err != nil && n == 0 {
-		c.err = nil
+	if n == 0 && err != nil {
+		c.commit(0, nil)
 		return err
 	}
+	c.commit(n, err)
 	return nil
 }
 
