@@ -31,7 +31,10 @@ const (
 // the stanza itself; how it came (live, offline, retransmitted) does not
 // change the rules, so the caller does not say.
 type Event struct {
-	// Session is the full JID the session's upstream leg is bound to.
+	// Session names the session whose upstream leg it arrived on: the name
+	// it joined under (its full JID unless it joined with [Account.JoinAs]).
+	// A name that is not online (a classic session's JID) only scopes
+	// session-scope messages, which then reach nobody.
 	Session string
 	// Stanza is the top-level <message/> exactly as received on that leg,
 	// before any rewriting. Observe does not keep it after returning.
@@ -72,7 +75,8 @@ type Account struct {
 
 // sessionState is one online 2.0 session.
 type sessionState struct {
-	name       string
+	name       string // the caller's name for the session, unique in the account
+	jid        string // the full JID it is bound to, for the sender rule
 	catchingUp bool
 	seen       keySet // messages delivered, most recent memory of them
 	held       []heldItem
@@ -101,13 +105,22 @@ func NewAccount(bareJID string, memory int) *Account {
 // the MAM results of its own leg, while everything else meant for it is
 // held until [Account.Synced]. Call it when the session is bound, before
 // its catch-up queries. Joining a session that is already online starts it
-// afresh.
-func (a *Account) Join(session string) {
+// afresh. The session's name is also the full JID it is bound to; use
+// [Account.JoinAs] when two sessions may share a JID for a while.
+func (a *Account) Join(session string) { a.JoinAs(session, session) }
+
+// JoinAs is [Account.Join] for a session named apart from its full JID.
+// Two sessions of one full JID can be online at once while one device
+// replaces its own session (XEP-0386): each keeps its own state, and
+// neither's end touches the other's. A message from the JID goes back to
+// neither of them.
+func (a *Account) JoinAs(session, jid string) {
 	s := a.find(session)
 	if s == nil {
-		s = &sessionState{name: session, seen: newKeySet(a.memory)}
+		s = &sessionState{name: session, jid: jid, seen: newKeySet(a.memory)}
 		a.sessions = append(a.sessions, s)
 	}
+	s.jid = jid
 	s.seen.reset()
 	s.held = nil
 	s.heldKeys = newKeySet(a.memory)
@@ -240,7 +253,7 @@ func (a *Account) Observe(ev Event) ([]Delivery, error) {
 	var heldCopy []byte
 	var overflow []string
 	for _, s := range a.sessions {
-		if s.name == sender || (!fanOut && s.name != ev.Session) {
+		if s.jid == sender || (!fanOut && s.name != ev.Session) {
 			continue
 		}
 		if !s.catchingUp {

@@ -601,3 +601,27 @@ func TestMemoryStaysBounded(t *testing.T) {
 		t.Errorf("a duplicate beyond the window was delivered %d times, want once per session", len(out))
 	}
 }
+
+// TestTwoSessionsOfOneJIDKeepTheirOwnState covers a device replacing its
+// own session (XEP-0386): the new and the old session share a full JID for
+// a moment, and the old one's end must not take the new one's state.
+func TestTwoSessionsOfOneJIDKeepTheirOwnState(t *testing.T) {
+	a := NewAccount(acct, 0)
+	a.JoinAs("old", sa)
+	a.Synced("old")
+	a.JoinAs("new", sa)
+	a.Synced("new")
+	a.Leave("old")
+	ds, err := a.Observe(Event{Session: "new", Stanza: []byte(hello)})
+	if err != nil || len(ds) != 1 || ds[0].Session != "new" {
+		t.Fatalf("after the old session left, the new one got %v (err %v), want hello once", ds, err)
+	}
+	full := msgXML("from='"+bob+"' to='"+sa+"' type='chat' id='f1'", body("to a")+sid("S9"))
+	if ds, _ := a.Observe(Event{Session: "new", Stanza: []byte(full)}); len(ds) != 1 || ds[0].Session != "new" {
+		t.Fatalf("a full-JID message on the new leg went to %v, want the new session", ds)
+	}
+	echo := sentCarbon(sb, fwd("from='"+sa+"' to='bob@example.net' type='chat' id='e1'", body("mine")+oid("OE")))
+	if ds, _ := a.Observe(Event{Session: "new", Stanza: []byte(echo)}); len(ds) != 0 {
+		t.Fatalf("what the JID sent came back to %v", ds)
+	}
+}

@@ -17,9 +17,12 @@ type registry struct {
 
 // account is one account's online 2.0 sessions and its delivery state.
 type account struct {
-	mu       sync.Mutex // guards sim and sessions; never held while delivering
-	sim      *carbonsim.Account
-	sessions map[string]*relay // full JID as bound -> its relay
+	mu  sync.Mutex // guards sim and sessions; never held while delivering
+	sim *carbonsim.Account
+	// sessions maps each session's carbonsim name (its relay's name, not
+	// its JID: a device that logs in again has two sessions of one JID
+	// for a moment) to its relay.
+	sessions map[string]*relay
 	// private remembers classic senders' private messages to these
 	// sessions, whose marker Prosody takes off (private.go).
 	private messageHints
@@ -69,8 +72,11 @@ func (g *registry) online(bare string) *account {
 
 // join makes a bound 2.0 session one of its account's delivery targets.
 // Its catch-up is already done (the Bind2 replay delivers it before the
-// relay starts), so it is synced at once.
-func (g *registry) join(jid string, r *relay) *account {
+// relay starts), so it is synced at once. It returns the sessions of the
+// same full JID that this one replaces (XEP-0386), which are no longer
+// delivery targets: the caller ends them.
+func (g *registry) join(r *relay) (*account, []*relay) {
+	jid := r.s.v2.jid
 	bare := strings.ToLower(bareJID(jid))
 	// Lock order: registry, then account (leave deletes empty accounts).
 	g.mu.Lock()
@@ -82,16 +88,25 @@ func (g *registry) join(jid string, r *relay) *account {
 	}
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
-	acc.sessions[jid] = r
-	acc.sim.Join(jid)
-	acc.sim.Synced(jid)
-	return acc
+	var replaced []*relay
+	for name, old := range acc.sessions {
+		if old.s.v2.jid == jid {
+			replaced = append(replaced, old)
+			delete(acc.sessions, name)
+			acc.sim.Leave(name)
+		}
+	}
+	acc.sessions[r.name] = r
+	acc.sim.JoinAs(r.name, jid)
+	acc.sim.Synced(r.name)
+	return acc, replaced
 }
 
 // leave removes an ended 2.0 session; a detached one stays until its
-// resumption window ends.
-func (g *registry) leave(jid string) {
-	bare := strings.ToLower(bareJID(jid))
+// resumption window ends. It touches only r's own entry, so the end of a
+// replaced session never removes the session that replaced it.
+func (g *registry) leave(r *relay) {
+	bare := strings.ToLower(bareJID(r.s.v2.jid))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	acc := g.accounts[bare]
@@ -100,15 +115,19 @@ func (g *registry) leave(jid string) {
 	}
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
-	delete(acc.sessions, jid)
-	acc.sim.Leave(jid)
+	if acc.sessions[r.name] != r {
+		return
+	}
+	delete(acc.sessions, r.name)
+	acc.sim.Leave(r.name)
 	if len(acc.sessions) == 0 {
 		delete(g.accounts, bare)
 	}
 }
 
 // observe runs a message that arrived on session's upstream leg through
-// the account's exactly-once rules and returns who gets what.
+// the account's exactly-once rules and returns who gets what. session is
+// a 2.0 session's relay name, or a classic session's JID.
 func (acc *account) observe(session string, stanza []byte) ([]delivery, error) {
 	acc.mu.Lock()
 	defer acc.mu.Unlock()

@@ -135,8 +135,8 @@ func hintOf(raw []byte, from string) (messageHint, bool) {
 func (acc *account) hasSession(jid string) bool {
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
-	for s := range acc.sessions {
-		if strings.EqualFold(s, jid) {
+	for _, r := range acc.sessions {
+		if strings.EqualFold(r.s.v2.jid, jid) {
 			return true
 		}
 	}

@@ -32,7 +32,7 @@ func newPrivateFixture() *privateFixture {
 	f := &privateFixture{srv: srv, bob: classic(bobDesk), aliceDesk: classic("alice@localhost/desk")}
 	f.v = &session2{jid: alice1}
 	f.x2 = &relay{s: &session{srv: srv, log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: f.v}}
-	f.v.acc = srv.registry.join(alice1, f.x2)
+	f.v.acc = joinAs(srv, alice1, f.x2)
 	return f
 }
 

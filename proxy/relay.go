@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -18,7 +19,11 @@ import (
 // sender down through TCP instead of growing memory; a peer that does not
 // drain within the write timeout is disconnected.
 type relay struct {
-	s      *session
+	s *session
+	// name identifies a 2.0 session in its account (carbonsim, registry):
+	// its JID and connection number, since one device's new session and
+	// its old one share a JID for a moment.
+	name   string
 	client relayLeg
 	up     relayLeg
 	// filter, when set, sees every unit and decides whether it crosses;
@@ -50,6 +55,11 @@ type relayLeg struct {
 	idleSet time.Time
 	heard   bool
 	out     queue // nil item: flush and stop
+	// spillMax is 0 for a leg whose senders wait while its queue is full
+	// (backpressure through TCP to the one peer that feeds it), and the
+	// spill bound in bytes for a 2.0 client leg, which its siblings feed
+	// too and which no one ever waits on (see clientTooSlow).
+	spillMax int
 	idle    time.Duration
 	// gone is closed when a 2.0 client leg detaches for resumption; a new
 	// one comes with each attachment.
@@ -88,13 +98,19 @@ func (s *session) startRelay() bool {
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
+	var replaced []*relay
 	if s.v2 != nil {
 		r.filter = s.v2
-		s.v2.acc = s.srv.registry.join(s.v2.jid, r)
+		r.name = fmt.Sprintf("%s#%d", s.v2.jid, s.id)
+		r.client.spillMax = clientSpillBytes(s.srv.cfg.Limits)
+		s.v2.acc, replaced = s.srv.registry.join(r)
 	}
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()
+	for _, old := range replaced {
+		old.replaced()
+	}
 	if s.ctx.Err() != nil { // shutdown raced with the handshake
 		s.handshakeFailed(context.Cause(s.ctx))
 		return false
@@ -134,17 +150,27 @@ func (r *relay) startClient() {
 }
 
 // kick starts l's writer unless one runs. A detached client leg gets none:
-// what is queued for it is replayed from the unacked queue on resume.
+// what is queued for it is replayed from the unacked queue on resume. A
+// client leg's writers count in clientWG, so that attach knows when the
+// old attachment's writer is gone; detaching closes gone under r.mu, so
+// no writer is added after that.
 func (r *relay) kick(l *relayLeg) {
 	r.mu.Lock()
 	gone := l.gone
-	r.mu.Unlock()
-	if gone != nil && isClosed(gone) {
+	if gone != nil && isClosed(gone) || l.out.len() == 0 || !l.writing.CompareAndSwap(false, true) {
+		r.mu.Unlock()
 		return
 	}
-	if l.out.len() > 0 && l.writing.CompareAndSwap(false, true) {
-		r.spawn(func() { r.writeLoop(l, gone) })
+	if l.idx == 0 {
+		r.clientWG.Add(1)
 	}
+	r.mu.Unlock()
+	r.spawn(func() {
+		if l.idx == 0 {
+			defer r.clientWG.Done()
+		}
+		r.writeLoop(l, gone)
+	})
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -188,10 +214,7 @@ func (r *relay) tryDetach() bool {
 // it: the unacked stanzas are replayed after the greeting, then the client
 // leg runs again. It reports false when the session can no longer resume.
 func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []byte) bool {
-	r.clientWG.Wait() // the old client leg's reader is gone ...
-	for r.client.writing.Load() {
-		time.Sleep(time.Millisecond) // ... and its writer, which saw gone closed
-	}
+	r.clientWG.Wait() // the old client leg's reader and writer are gone
 	r.client.dead.Store(false)
 	r.mu.Lock()
 	over := r.ending || r.finished
@@ -386,8 +409,14 @@ func (r *relay) sniffClassicBind(raw []byte) {
 	}
 }
 
-// send queues b for dst's writer, waiting while the queue is full.
+// send queues b for dst's writer, waiting while the queue is full unless
+// dst is never waited on (offer). It reports false once the session is
+// over.
 func (r *relay) send(dst *relayLeg, b []byte) bool {
+	if dst.spillMax > 0 {
+		r.offer(dst, b)
+		return r.s.ctx.Err() == nil
+	}
 	ch := dst.out.acquire()
 	select {
 	case ch <- b:
@@ -446,6 +475,9 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 				continue
 			}
 		}
+		if l.spillMax > 0 {
+			l.out.refill()
+		}
 		stop := b == nil
 		if !stop && len(ch) > 0 {
 			// Several stanzas are waiting: one write (one TLS record).
@@ -458,6 +490,9 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 				batch = append(batch, next...)
 			}
 			b = batch
+			if l.spillMax > 0 {
+				l.out.refill()
+			}
 		}
 		if len(b) > 0 && !r.write(l, b) {
 			l.writing.Store(false)
@@ -636,8 +671,8 @@ func (r *relay) writeFailed(l *relayLeg, err error) bool {
 		// still counts and no sender blocks on it.
 		return true
 	}
-	if l.idx == 0 && r.tryDetach() {
-		return false
+	if l.idx == 0 && (r.detached() || r.tryDetach()) {
+		return false // the client vanished: the session waits for it
 	}
 	r.s.log.Info("write failed", "leg", []string{"client", "upstream"}[l.idx], "err", err)
 	r.s.cancel(err)

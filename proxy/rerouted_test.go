@@ -97,7 +97,7 @@ func TestNoteFullJIDSendAllocatesNothingForABareJIDMessage(t *testing.T) {
 func TestARerouted20MessageIsDroppedOnTheLegItLandsOn(t *testing.T) {
 	f := newPrivateFixture()
 	two := &relay{s: &session{srv: f.srv, log: f.x2.s.log, v2: &session2{jid: alice2}}}
-	two.s.v2.acc = f.srv.registry.join(alice2, two)
+	two.s.v2.acc = joinAs(f.srv, alice2, two)
 	carol := &session2{jid: carolX2}
 	if out := carol.fromClient(&relay{s: &session{srv: f.srv, v2: carol}}, chat("", alice2, "m1", "")); out == nil {
 		t.Fatal("carol's message was not forwarded")

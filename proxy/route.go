@@ -47,7 +47,7 @@ func (v *session2) route(r *relay, raw []byte) []byte {
 		return nil
 	}
 	raw = v.acc.restorePrivate(raw)
-	ds, err := v.acc.observe(v.jid, raw)
+	ds, err := v.acc.observe(r.name, raw)
 	if err != nil {
 		r.s.log.Debug("message not routed", "err", err)
 	}
@@ -64,11 +64,9 @@ func (v *session2) route(r *relay, raw []byte) []byte {
 
 // deliver writes a stanza that arrived on a sibling session's leg to this
 // session's client, with this leg's stream management.
+// It never waits on this session's client (see clientTooSlow).
 func (r *relay) deliver(stanza []byte) {
-	v := r.s.v2
-	if out := v.toClient(r, bytes.Clone(stanza), 0); out != nil {
-		r.send(&r.client, out)
-	}
+	r.s.v2.toClient(r, stanza, 0)
 }
 
 // entering applies the migration rules to one delivered copy. A sent

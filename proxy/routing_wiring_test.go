@@ -13,10 +13,13 @@ import (
 func quietRelay(srv *Server, v *session2, jid string) *relay {
 	r := &relay{s: &session{srv: srv, ctx: context.Background(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: v, boundJID: jid}}
 	r.client.out.size, r.up.out.size = 8, 8
+	if v != nil {
+		r.client.spillMax = 1 << 20
+	}
 	r.client.writing.Store(true)
 	r.up.writing.Store(true)
 	if v != nil {
-		v.acc = srv.registry.join(jid, r)
+		v.acc = joinAs(srv, jid, r)
 	}
 	return r
 }
@@ -27,6 +30,7 @@ func queued(l *relayLeg) []string {
 	if ch := l.out.current(); ch != nil {
 		for len(ch) > 0 {
 			out = append(out, string(<-ch))
+			l.out.refill()
 		}
 	}
 	return out
@@ -70,4 +74,16 @@ func TestTheClassicLegTapGivesABareJIDMessageToEvery20SessionOnce(t *testing.T) 
 	if got := queued(&two.client); len(got) != 0 {
 		t.Fatalf("two got a second copy: %q", got)
 	}
+}
+
+// joinAs makes r, a 2.0 session bound to jid, one of its account's
+// delivery targets under the name jid.
+func joinAs(srv *Server, jid string, r *relay) *account {
+	r.name = jid
+	if r.s.v2 == nil {
+		r.s.v2 = &session2{jid: jid}
+	}
+	r.s.v2.jid = jid
+	acc, _ := srv.registry.join(r)
+	return acc
 }

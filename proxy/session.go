@@ -24,6 +24,7 @@ var sessionIDs atomic.Uint64
 // that, relay takes over with a reader and a writer per leg.
 type session struct {
 	srv       *Server
+	id        uint64 // numbers the connection in logs and names its relay
 	log       *slog.Logger
 	rawConn   net.Conn    // the accepted TCP connection, closed on abort
 	conn      net.Conn    // rawConn, or the TLS connection over it
@@ -86,6 +87,7 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
 	id := sessionIDs.Add(1)
 	return &session{
 		srv:       srv,
+		id:        id,
 		log:       srv.log.With("conn", id, "remote", conn.RemoteAddr().String()),
 		rawConn:   conn,
 		conn:      conn,
@@ -130,7 +132,7 @@ func (s *session) finish() {
 			s.srv.registry.unbind(jid)
 		}
 		if s.v2 != nil && s.v2.acc != nil {
-			s.srv.registry.leave(s.v2.jid)
+			s.srv.registry.leave(s.relay)
 		}
 		s.drainUpstreamDial()
 		s.closeConns()

@@ -198,7 +198,7 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	if string(name) == "message" {
 		if bounce := v.bounceOffline(raw); bounce != nil {
 			v.clientStanza(false) // answered here, never upstream
-			r.send(&r.client, bounce)
+			v.toClient(r, bounce, 0)
 			return nil
 		}
 		if rewritten, err := rewrite.Leaving(raw); err == nil {
@@ -210,8 +210,9 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	return out
 }
 
-// fromUpstream applies the upstream leg's stream management and reports
-// whether the unit goes to the client.
+// fromUpstream applies the upstream leg's stream management and queues
+// the stanzas that go to the client itself (toClient); it returns only
+// other units to forward.
 func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	name, xmlns := elementName(raw)
 	if string(xmlns) == nsSM {
@@ -235,7 +236,8 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 			return nil // delivered elsewhere, or dropped: done upstream once later acks pass it
 		}
 	}
-	return v.toClient(r, out, upSeq)
+	v.toClient(r, out, upSeq)
+	return nil
 }
 
 func bareJID(jid string) string {

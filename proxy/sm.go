@@ -130,33 +130,42 @@ func (v *session2) clientAcked(h uint32) (uint32, bool) {
 	return v.upDone, v.upDone != before && v.up != nil
 }
 
-// toClient counts a stanza on the client leg, keeps it for replay until
-// acked, and reports what to forward (nil while detached).
-func (v *session2) toClient(r *relay, out []byte, upSeq uint32) []byte {
+// toClient writes one stanza to the client: whatever the proxy sends the
+// client (relayed, delivered from a sibling, a bounce) goes through here.
+// It counts the stanza on the client leg, keeps it for replay until acked,
+// and queues it, all under v.mu, so that sequence numbers follow queue
+// order whichever goroutine delivers. upSeq is its number on this
+// session's upstream leg, 0 when it came from elsewhere. While detached,
+// the stanza is only kept.
+func (v *session2) toClient(r *relay, out []byte, upSeq uint32) {
+	out = bytes.Clone(out) // out may be the framer's buffer
+	queued, overflow := true, false
 	v.mu.Lock()
 	if v.client == nil {
 		if upSeq > v.upDone {
 			v.upDone = upSeq // nobody acks on the client leg: done when sent
 		}
-		v.mu.Unlock()
-		return out
+		queued = r.client.out.offer(out, r.client.spillMax)
+	} else {
+		v.client.out++
+		v.unacked = append(v.unacked, outStanza{seq: v.client.out, upSeq: upSeq, raw: out})
+		overflow = len(v.unacked) > v.maxUnacked
+		if !v.detached && !overflow {
+			queued = r.client.out.offer(out, r.client.spillMax)
+			if queued && len(v.unacked)%requestEvery == 0 {
+				queued = r.client.out.offer([]byte("<r xmlns='"+nsSM+"'/>"), r.client.spillMax)
+			}
+		}
 	}
-	v.client.out++
-	v.unacked = append(v.unacked, outStanza{seq: v.client.out, upSeq: upSeq, raw: bytes.Clone(out)})
-	forward, overflow := !v.detached, len(v.unacked) > v.maxUnacked
-	ask := forward && len(v.unacked)%requestEvery == 0
 	v.mu.Unlock()
 	switch {
 	case overflow:
 		r.terminate(streamErr(CondPolicyViolation, "too many unacknowledged stanzas"), true)
-		return nil
-	case ask:
-		r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
+	case !queued:
+		r.clientTooSlow()
+	default:
+		r.kick(&r.client)
 	}
-	if !forward {
-		return nil
-	}
-	return out
 }
 
 // upstreamSM answers the upstream's <r/> with what the client acked, and

@@ -19,6 +19,7 @@ type StreamError struct {
 // Stream error conditions the proxy raises itself (RFC 6120 section 4.9.3).
 const (
 	CondBadFormat              = "bad-format"
+	CondConflict               = "conflict"
 	CondConnectionTimeout      = "connection-timeout"
 	CondHostUnknown            = "host-unknown"
 	CondInternalServerError    = "internal-server-error"
@@ -27,6 +28,7 @@ const (
 	CondNotWellFormed          = "not-well-formed"
 	CondPolicyViolation        = "policy-violation"
 	CondRemoteConnectionFailed = "remote-connection-failed"
+	CondResourceConstraint     = "resource-constraint"
 	CondRestrictedXML          = "restricted-xml"
 	CondSystemShutdown         = "system-shutdown"
 	CondUnsupportedEncoding    = "unsupported-encoding"
