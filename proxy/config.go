@@ -66,6 +66,10 @@ type LimitsConfig struct {
 	// MaxDetachedSessions caps the 2.0 sessions held for resumption; the
 	// oldest is closed to make room.
 	MaxDetachedSessions int `yaml:"max_detached_sessions"`
+	// MaxDetachedPerAccount caps one account's share of them, so that one
+	// account's reconnect storm cannot push every other account's
+	// sessions out; past it the account's own oldest is closed.
+	MaxDetachedPerAccount int `yaml:"max_detached_per_account"`
 	// MaxUnacked caps the stanzas a 2.0 client has not acknowledged; past
 	// it the session ends (<policy-violation/>) rather than grow.
 	MaxUnacked int `yaml:"max_unacked"`
@@ -125,9 +129,10 @@ func DefaultConfig() Config {
 			MaxPreauthBytes: 10000,
 			MaxDepth:        64,
 
-			MaxDetachedSessions: 10000,
-			MaxUnacked:          10000,
-			MaxCatchup:          2000,
+			MaxDetachedSessions:   10000,
+			MaxDetachedPerAccount: 10,
+			MaxUnacked:            10000,
+			MaxCatchup:            2000,
 		},
 		Timeouts: TimeoutsConfig{
 			Handshake:    Duration(30 * time.Second),
@@ -223,6 +228,9 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 	}
 	if c.Limits.MaxDetachedSessions < 1 {
 		bad("limits.max_detached_sessions", "must be at least 1")
+	}
+	if c.Limits.MaxDetachedPerAccount < 1 || c.Limits.MaxDetachedPerAccount > c.Limits.MaxDetachedSessions {
+		bad("limits.max_detached_per_account", "%d must be between 1 and max_detached_sessions", c.Limits.MaxDetachedPerAccount)
 	}
 	if c.Limits.MaxCatchup < 1 {
 		bad("limits.max_catchup", "must be at least 1")

@@ -74,7 +74,7 @@ func TestDeliveringToASiblingThatDoesNotReadNeverWaits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &Server{registry: newRegistry(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			var err error
-			srv.detached, err = sessioncache.New(10, time.Hour, (*relay).dropDetached)
+			srv.detached, err = sessioncache.New(10, 10, time.Hour, (*relay).dropDetached)
 			if err != nil {
 				t.Fatal(err)
 			}

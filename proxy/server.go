@@ -59,7 +59,7 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 		s.domains[strings.ToLower(d)] = true
 	}
 	var err error
-	s.detached, err = sessioncache.New(cfg.Limits.MaxDetachedSessions, time.Duration(cfg.Timeouts.Resume), (*relay).dropDetached)
+	s.detached, err = sessioncache.New(cfg.Limits.MaxDetachedSessions, cfg.Limits.MaxDetachedPerAccount, time.Duration(cfg.Timeouts.Resume), (*relay).dropDetached)
 	if err != nil {
 		return nil, err
 	}

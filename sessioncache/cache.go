@@ -3,7 +3,9 @@
 // in SASL2 or Bind2; contract sections 3 and 7).
 //
 // A detached session keeps its upstream leg open; the cache bounds how many
-// are held (least recently detached go first) and for how long. Whatever
+// are held in all and per account (least recently detached go first, and
+// an account over its own bound loses its own oldest, so that one account
+// cannot push every other account's sessions out) and for how long. Whatever
 // leaves the cache other than by Take, by expiry, eviction or Close, is
 // handed to the drop callback exactly once, so the owner can close its
 // upstream leg and let the server's own offline and bounce handling take
@@ -22,7 +24,10 @@ type Cache[V any] struct {
 	mu     sync.Mutex
 	lru    *lru.Cache[string, *entry[V]]
 	size   int
-	ttl    time.Duration
+	// perAccount bounds one account's sessions; held counts them.
+	perAccount int
+	held       map[string]int
+	ttl        time.Duration
 	onDrop func(V)
 	closed bool
 }
@@ -33,20 +38,26 @@ type entry[V any] struct {
 	timer   *time.Timer
 }
 
-// New returns a cache holding at most size sessions, each for ttl. onDrop
-// is called, outside any lock, for every session that expires, is evicted
-// to make room, or is still held at Close.
-func New[V any](size int, ttl time.Duration, onDrop func(V)) (*Cache[V], error) {
+// New returns a cache holding at most size sessions, and at most
+// perAccount of one account, each for ttl. onDrop is called, outside any
+// lock, for every session that expires, is evicted to make room, or is
+// still held at Close.
+func New[V any](size, perAccount int, ttl time.Duration, onDrop func(V)) (*Cache[V], error) {
 	l, err := lru.New[string, *entry[V]](size)
 	if err != nil {
 		return nil, err
 	}
-	return &Cache[V]{lru: l, size: size, ttl: ttl, onDrop: onDrop}, nil
+	if perAccount < 1 || perAccount > size {
+		perAccount = size
+	}
+	return &Cache[V]{lru: l, size: size, perAccount: perAccount, held: map[string]int{}, ttl: ttl, onDrop: onDrop}, nil
 }
 
 // Put holds v under id for the cache's ttl. Only a client authenticated as
-// account may take it back. If the cache is full, the oldest session is
-// dropped; after Close, v itself is dropped.
+// account may take it back. If the account holds its share already, its
+// own oldest session is dropped; else if the cache is full, the oldest
+// session is dropped; after Close, v itself is dropped. A session put is
+// always held: a client may be promised resumption before its session is.
 func (c *Cache[V]) Put(id, account string, v V) {
 	var dropped []V
 	c.mu.Lock()
@@ -56,21 +67,24 @@ func (c *Cache[V]) Put(id, account string, v V) {
 		return
 	}
 	if old, ok := c.lru.Peek(id); ok {
-		c.lru.Remove(id)
-		old.timer.Stop()
+		c.remove(id, old)
 		dropped = append(dropped, old.value)
 	}
+	if c.held[account] >= c.perAccount {
+		dropped = append(dropped, c.removeOldestOf(account))
+	}
 	for c.lru.Len() >= c.size {
-		_, oldest, ok := c.lru.RemoveOldest()
+		oldestID, oldest, ok := c.lru.GetOldest()
 		if !ok {
 			break
 		}
-		oldest.timer.Stop()
+		c.remove(oldestID, oldest)
 		dropped = append(dropped, oldest.value)
 	}
 	e := &entry[V]{account: account, value: v}
 	e.timer = time.AfterFunc(c.ttl, func() { c.expire(id, e) })
 	c.lru.Add(id, e)
+	c.held[account]++
 	c.mu.Unlock()
 	for _, d := range dropped {
 		c.onDrop(d)
@@ -88,9 +102,30 @@ func (c *Cache[V]) Take(id, account string) (V, bool) {
 		var zero V
 		return zero, false
 	}
+	c.remove(id, e)
+	return e.value, true
+}
+
+// remove forgets the entry e held under id. Called with c.mu held.
+func (c *Cache[V]) remove(id string, e *entry[V]) {
 	c.lru.Remove(id)
 	e.timer.Stop()
-	return e.value, true
+	if c.held[e.account]--; c.held[e.account] <= 0 {
+		delete(c.held, e.account)
+	}
+}
+
+// removeOldestOf removes and returns account's least recently put
+// session; the account holds at least one. Called with c.mu held. It
+// walks the whole cache, but only when an account is over its share.
+func (c *Cache[V]) removeOldestOf(account string) V {
+	for _, id := range c.lru.Keys() { // oldest first
+		if e, ok := c.lru.Peek(id); ok && e.account == account {
+			c.remove(id, e)
+			return e.value
+		}
+	}
+	panic("sessioncache: an account's count is out of step with its sessions")
 }
 
 // Len reports how many sessions are held.
@@ -112,6 +147,7 @@ func (c *Cache[V]) Close() {
 		}
 	}
 	c.lru.Purge()
+	c.held = map[string]int{}
 	c.mu.Unlock()
 	for _, d := range dropped {
 		c.onDrop(d)
@@ -125,7 +161,7 @@ func (c *Cache[V]) expire(id string, e *entry[V]) {
 		c.mu.Unlock()
 		return // taken, replaced or closed in the meantime
 	}
-	c.lru.Remove(id)
+	c.remove(id, e)
 	c.mu.Unlock()
 	c.onDrop(e.value)
 }

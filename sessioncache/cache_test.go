@@ -29,9 +29,13 @@ func (r *recorder) list() []string {
 }
 
 func newCache(t *testing.T, size int, ttl time.Duration) (*Cache[string], *recorder) {
+	return newCacheOf(t, size, size, ttl)
+}
+
+func newCacheOf(t *testing.T, size, perAccount int, ttl time.Duration) (*Cache[string], *recorder) {
 	t.Helper()
 	r := &recorder{}
-	c, err := New[string](size, ttl, r.drop)
+	c, err := New[string](size, perAccount, ttl, r.drop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +59,31 @@ func TestCacheRules(t *testing.T) {
 			}
 			if len(r.list()) != 0 {
 				t.Fatalf("a taken session was dropped: %v", r.list())
+			}
+		}},
+		{"an account over its share loses its own oldest session, not another account's", func(t *testing.T) {
+			c, r := newCacheOf(t, 4, 2, time.Hour)
+			c.Put("b1", "bob@x", "b1")
+			c.Put("a1", "alice@x", "a1")
+			c.Put("a2", "alice@x", "a2")
+			c.Put("a3", "alice@x", "a3")
+			if got := r.list(); len(got) != 1 || got[0] != "a1" {
+				t.Fatalf("dropped %v, want alice's oldest only", got)
+			}
+			if _, ok := c.Take("b1", "bob@x"); !ok {
+				t.Fatal("bob's session was pushed out by alice's")
+			}
+			if c.Len() != 2 {
+				t.Fatalf("holds %d, want alice's two newest", c.Len())
+			}
+		}},
+		{"a taken session no longer counts against its account's share", func(t *testing.T) {
+			c, r := newCacheOf(t, 4, 1, time.Hour)
+			c.Put("a1", "alice@x", "a1")
+			c.Take("a1", "alice@x")
+			c.Put("a2", "alice@x", "a2")
+			if got := r.list(); len(got) != 0 {
+				t.Fatalf("dropped %v after a take freed the share", got)
 			}
 		}},
 		{"another account cannot take a session and leaves it held", func(t *testing.T) {
