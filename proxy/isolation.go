@@ -1,5 +1,7 @@
 package proxy
 
+import "time"
+
 // A 2.0 client leg is fed by its own upstream leg and by every sibling
 // session of the account (carbonsim's deliveries) and by classic sessions
 // of the account (the classic-leg tap). None of them ever waits on it:
@@ -71,4 +73,34 @@ func (r *relay) replaced() {
 	}
 	r.s.log.Info("2.0 session replaced by a new session of the same device", "jid", v.jid)
 	r.terminate(streamErr(CondConflict, "replaced by a new session of the same device"), true)
+}
+
+// askGrace is how long a silent 2.0 client has to answer the <r/> it is
+// sent at its idle timeout.
+const askGrace = 30 * time.Second
+
+// askSilentClient handles a 2.0 client with stream management that was
+// silent for the idle timeout: before it is declared gone, it is asked for
+// an ack (XEP-0198 section 4), and reading goes on for askGrace. A client
+// still there answers, which counts as hearing from it; one that does not
+// is gone, and readFailed then detaches it when it is resumable. It
+// reports whether reading goes on.
+func (r *relay) askSilentClient(src *relayLeg, err error) bool {
+	v := r.s.v2
+	if src.idx != 0 || v == nil || src.asked || !isTimeout(err) || asStreamError(err) != nil {
+		return false
+	}
+	v.mu.Lock()
+	sm := v.client != nil
+	v.mu.Unlock()
+	if !sm || r.s.ctx.Err() != nil {
+		return false
+	}
+	src.asked = true
+	r.s.log.Debug("2.0 client silent; asking it for an ack")
+	r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
+	grace := min(askGrace, src.idle)
+	_ = src.conn.SetReadDeadline(time.Now().Add(grace))
+	src.idleSet = time.Now()
+	return true
 }

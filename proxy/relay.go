@@ -54,13 +54,16 @@ type relayLeg struct {
 	// set once the peer sent something since.
 	idleSet time.Time
 	heard   bool
-	out     queue // nil item: flush and stop
+	// asked: the peer went silent for the idle timeout and was sent an
+	// <r/>; hearing anything from it clears it.
+	asked bool
+	out   queue // nil item: flush and stop
 	// spillMax is 0 for a leg whose senders wait while its queue is full
 	// (backpressure through TCP to the one peer that feeds it), and the
 	// spill bound in bytes for a 2.0 client leg, which its siblings feed
 	// too and which no one ever waits on (see clientTooSlow).
 	spillMax int
-	idle    time.Duration
+	idle     time.Duration
 	// gone is closed when a 2.0 client leg detaches for resumption; a new
 	// one comes with each attachment.
 	gone chan struct{}
@@ -301,6 +304,9 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 		woke = false
 		u, err := src.fr.Next()
 		if err != nil {
+			if r.askSilentClient(src, err) {
+				continue
+			}
 			r.readFailed(src, err)
 			return false
 		}
@@ -309,6 +315,9 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 			return false
 		}
 		src.heard = true
+		if src.asked { // it answered: the full idle timeout again
+			src.asked, src.idleSet = false, time.Time{}
+		}
 		batch := bytes.Clone(r.keep(src, u))
 		batch, last, err := r.coalesce(src, batch)
 		if len(batch) > 0 && !r.send(dst, batch) {
@@ -641,6 +650,9 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 		return
 	}
 	if se == nil && isTimeout(err) {
+		if r.tryDetach() {
+			return // it did not answer its <r/>: gone, but resumable
+		}
 		se = streamErr(CondConnectionTimeout, "idle for too long")
 	}
 	if se == nil {
