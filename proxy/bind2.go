@@ -65,8 +65,11 @@ type boundSession struct {
 	// pending holds stanzas the upstream sent during setup (presence
 	// reflections, offline messages): the client gets them after <success>.
 	pending [][]byte
-	upIn    uint32 // upstream stanzas counted by SM since <enabled/>
-	upOut   uint32 // stanzas the proxy sent upstream after <enable/>
+	// abandoned are the setup queries given up on, whose late answers
+	// must never reach the client.
+	abandoned *abandonedQueries
+	upIn      uint32 // upstream stanzas counted by SM since <enabled/>
+	upOut     uint32 // stanzas the proxy sent upstream after <enable/>
 }
 
 // replayBind restarts the upstream stream and replays the Bind2 request as

@@ -51,6 +51,8 @@ type session2 struct {
 	served func(domain string) bool
 	// bound tells whether a full JID is online through the proxy.
 	bound func(jid string) bool
+	// abandoned: setup queries given up on, whose late answers are dropped.
+	abandoned *abandonedQueries
 }
 
 // authenticate2 relays a SASL2 exchange to the upstream in RFC 6120
@@ -156,7 +158,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	// catch-up part of them is archived, so nothing is lost if the client
 	// vanishes before acking them.
 	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upSent: bs.upOut, maxUnacked: s.srv.cfg.Limits.MaxUnacked,
-		served: func(d string) bool { return s.srv.domains[d] }, bound: s.srv.registry.isBound}
+		served: func(d string) bool { return s.srv.domains[d] }, bound: s.srv.registry.isBound, abandoned: bs.abandoned}
 	s.setBound(bs.jid)
 	if bs.smID != "" {
 		v2.up = &smState{id: bs.smID, in: bs.upIn}
@@ -229,6 +231,9 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 		upSeq = v.up.in
 	}
 	v.mu.Unlock()
+	if v.abandoned.late(name, raw) {
+		return nil // done upstream once later acks pass it
+	}
 	out := raw
 	if string(name) == "message" {
 		out = v.route(r, raw)

@@ -134,19 +134,27 @@ func (st *setupState) run(deadline time.Time) error {
 // giveUp marks every unanswered optional part as failed.
 func (st *setupState) giveUp() {
 	st.s.log.Warn("upstream setup step timed out; the session comes up without it")
-	st.meta.done = true
+	ab := &abandonedQueries{}
+	if !st.meta.done {
+		st.meta.done = true
+		ab.queryIDs = append(ab.queryIDs, idMetaFirst, idMetaLast)
+		ab.idPrefixes = append(ab.idPrefixes, idMetadata)
+	}
 	if st.sync != nil && !st.sync.done {
 		st.sync.done = true
+		ab.add(st.sync)
 	}
 	for _, j := range st.joins {
 		if !j.done {
 			j.done = true
 			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + nsStanzas + "'/></error>")
 		}
-		if j.catchup != nil {
+		if j.catchup != nil && !j.catchup.done {
 			j.catchup.done = true
+			ab.add(j.catchup)
 		}
 	}
+	st.out.abandoned = ab
 }
 
 func (st *setupState) dispatch(raw []byte) error {
