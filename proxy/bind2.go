@@ -176,7 +176,7 @@ func boundJID(raw []byte) (string, error) {
 
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
-func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, clientSM *smState, resumeFailed bool) []byte {
+func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
 	b = append(b, "<success xmlns='"+nsSASL2+"'>"...)
 	b = appendAdditional(b, additionalData)
 	b = append(b, "<authorization-identifier>"...)
@@ -188,11 +188,7 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 		b = append(b, "<failed xmlns='"+nsSM+"'><item-not-found xmlns='"+nsStanzas+"'/></failed>"...)
 	}
 	b = append(b, "<bound xmlns='"+nsBind2+"'>"...)
-	if clientSM != nil {
-		b = append(b, "<enabled xmlns='"+nsSM+"' id='"...)
-		b = appendEscaped(b, clientSM.id)
-		b = append(b, "' resume='true'/>"...)
-	}
+	b = append(b, smEnabled...) // the client's <enabled/>, if it asked
 	if bs.carbons {
 		b = append(b, "<enabled xmlns='"+nsCarbons+"'/>"...)
 	}

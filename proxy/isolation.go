@@ -63,10 +63,7 @@ func (r *relay) clientTooSlow() {
 func (r *relay) replaced() {
 	v := r.s.v2
 	v.mu.Lock()
-	id := ""
-	if v.client != nil {
-		id = v.client.id
-	}
+	id := v.smID
 	v.mu.Unlock()
 	if id != "" {
 		r.s.srv.detached.Take(id, bareJID(v.jid))
@@ -90,10 +87,7 @@ func (r *relay) askSilentClient(src *relayLeg, err error) bool {
 	if src.idx != 0 || v == nil || src.asked || !isTimeout(err) || asStreamError(err) != nil {
 		return false
 	}
-	v.mu.Lock()
-	sm := v.client != nil
-	v.mu.Unlock()
-	if !sm || r.s.ctx.Err() != nil {
+	if !v.smEnabled() || r.s.ctx.Err() != nil {
 		return false
 	}
 	src.asked = true

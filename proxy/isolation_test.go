@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/sessioncache"
 )
 
@@ -45,11 +46,13 @@ func TestAQueueThatSpillsKeepsItsOrderAndItsBound(t *testing.T) {
 
 // detachableRelay is a 2.0 session whose client never reads: its writers
 // never start, and its client leg spills at most spill bytes.
-func detachableRelay(t *testing.T, srv *Server, jid string, sm bool, spill int) *relay {
+func detachableRelay(t *testing.T, srv *Server, jid string, withSM bool, spill int) *relay {
 	t.Helper()
-	v := &session2{jid: jid, maxUnacked: 10000}
-	if sm {
-		v.client, v.resumable = &smState{id: "sm-" + jid}, true
+	v := &session2{sm: sm.New(sm.Config{}), jid: jid, smID: "sm-" + jid}
+	if withSM {
+		if _, err := v.sm.Enable(true, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := quietRelay(srv, v, jid)
 	r.client.spillMax = spill
@@ -79,7 +82,7 @@ func TestDeliveringToASiblingThatDoesNotReadNeverWaits(t *testing.T) {
 				t.Fatal(err)
 			}
 			stalled := detachableRelay(t, srv, alice1, tc.sm, 2048)
-			reader := quietRelay(srv, &session2{jid: alice2}, alice2)
+			reader := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice2}, alice2)
 			done := make(chan struct{})
 			const n = 200
 			go func() {
@@ -100,8 +103,8 @@ func TestDeliveringToASiblingThatDoesNotReadNeverWaits(t *testing.T) {
 				t.Fatalf("detached = %v, want %v", stalled.detached(), tc.wantDetached)
 			}
 			if tc.wantDetached {
-				if srv.detached.Len() != 1 || len(stalled.s.v2.unacked) != n {
-					t.Fatalf("held %d sessions with %d unacked stanzas, want 1 with %d", srv.detached.Len(), len(stalled.s.v2.unacked), n)
+				if c := stalled.s.v2.sm.Counts(); srv.detached.Len() != 1 || c.Unacked != n {
+					t.Fatalf("held %d sessions with %d unacked stanzas, want 1 with %d", srv.detached.Len(), c.Unacked, n)
 				}
 				return
 			}
@@ -117,30 +120,36 @@ func TestDeliveringToASiblingThatDoesNotReadNeverWaits(t *testing.T) {
 
 func TestABounceIsAStanzaTheClientCounts(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
-	v := &session2{jid: carolX2, client: &smState{id: "c"}, maxUnacked: 100, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	if _, err := v.sm.Enable(true, true); err != nil {
+		t.Fatal(err)
+	}
 	r := quietRelay(srv, v, carolX2)
 	v.fromClient(r, []byte("<message to='alice@localhost/gone' id='b1' type='chat'><body>hi</body></message>"))
-	v.toClient(r, []byte("<message from='bob@localhost/x' id='later'/>"), 0)
-	if v.client.out != 2 || len(v.unacked) != 2 {
-		t.Fatalf("sent count %d with %d unacked, want the bounce and the message counted", v.client.out, len(v.unacked))
+	v.toClient(r, []byte("<message from='bob@localhost/x' id='later'/>"))
+	if c := v.sm.Counts(); c.Sent != 2 || c.Unacked != 2 {
+		t.Fatalf("sent count %d with %d unacked, want the bounce and the message counted", c.Sent, c.Unacked)
 	}
 	// The client acks the bounce (h=1) and vanishes: the later message is
 	// what a resumption must replay.
-	greeting, _, ok := v.resumeGreeting(1, func(_ *session2, b []byte) []byte { return b })
-	if !ok || !bytes.Contains(greeting, []byte("id='later'")) || bytes.Contains(greeting, []byte("service-unavailable")) {
-		t.Fatalf("resume with h=1 replayed %q, want exactly the later message", greeting)
+	if ok, _ := v.detach(); !ok {
+		t.Fatal("the session could not detach")
+	}
+	res, ok := v.resume(r, 1)
+	if !ok || len(res.Replay) != 1 || !bytes.Contains(res.Replay[0].Raw, []byte("id='later'")) {
+		t.Fatalf("resume with h=1 replayed %v, want exactly the later message", res.Replay)
 	}
 }
 
 func TestANewSessionOfTheSameDeviceReplacesTheOldOneAndSurvivesItsEnd(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
 	old := quietRelay(srv, nil, alice1)
-	old.s.v2 = &session2{jid: alice1}
+	old.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: alice1}
 	old.name = alice1 + "#1"
 	acc, _ := srv.registry.join(old)
 	old.s.v2.acc = acc
 	fresh := quietRelay(srv, nil, alice1)
-	fresh.s.v2 = &session2{jid: alice1}
+	fresh.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: alice1}
 	fresh.name = alice1 + "#2"
 	acc2, replaced := srv.registry.join(fresh)
 	fresh.s.v2.acc = acc2

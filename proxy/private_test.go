@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
 const (
@@ -30,7 +32,7 @@ func newPrivateFixture() *privateFixture {
 		return &relay{s: &session{srv: srv, boundJID: jid}}
 	}
 	f := &privateFixture{srv: srv, bob: classic(bobDesk), aliceDesk: classic("alice@localhost/desk")}
-	f.v = &session2{jid: alice1}
+	f.v = &session2{sm: sm.New(sm.Config{}), jid: alice1}
 	f.x2 = &relay{s: &session{srv: srv, log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: f.v}}
 	f.v.acc = joinAs(srv, alice1, f.x2)
 	return f

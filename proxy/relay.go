@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
 // relay moves stanzas between the two legs of an authenticated session:
@@ -201,14 +203,24 @@ func (r *relay) tryDetach() bool {
 		return false
 	}
 	r.mu.Lock()
-	if r.ending || !v.detach() {
+	ok, ask := false, false
+	if !r.ending {
+		ok, ask = v.detach()
+	}
+	if !ok {
 		r.mu.Unlock()
 		return false
 	}
 	close(r.client.gone)
 	r.mu.Unlock()
 	r.s.closeClient()
-	r.s.srv.detached.Put(v.client.id, bareJID(v.jid), r)
+	if ask {
+		r.send(&r.up, requestAck)
+	}
+	v.mu.Lock()
+	id := v.smID
+	v.mu.Unlock()
+	r.s.srv.detached.Put(id, bareJID(v.jid), r)
 	r.s.log.Info("2.0 client vanished; session held for resumption", "jid", v.jid)
 	return true
 }
@@ -228,9 +240,17 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	// Anything still queued for the old connection is in unacked and
 	// comes again in the greeting; nothing new is queued while detached.
 	r.client.out.drain()
-	greeting, upH, ok := r.s.v2.resumeGreeting(h, success)
+	v := r.s.v2
+	res, ok := v.resume(r, h)
 	if !ok {
 		return false
+	}
+	greeting := success(v, sm.AppendResumed(nil, v.smID, res.H))
+	for _, st := range res.Replay {
+		greeting = append(greeting, st.Raw...)
+	}
+	if res.AskClient {
+		greeting = append(greeting, requestAck...)
 	}
 	s := r.s
 	s.mu.Lock()
@@ -238,9 +258,6 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	s.mu.Unlock()
 	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, newParking(ns.rawConn, ns.rec)
 	_ = ns.writeClient(greeting) // a failure shows up in the new writer
-	if s.v2.up != nil {
-		r.send(&r.up, appendAck(nil, upH))
-	}
 	r.startClient()
 	return true
 }

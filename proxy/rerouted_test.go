@@ -1,6 +1,10 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+)
 
 const (
 	alice2    = "alice@localhost/two"
@@ -96,9 +100,9 @@ func TestNoteFullJIDSendAllocatesNothingForABareJIDMessage(t *testing.T) {
 // leaves the hint, and the leg a readdressed copy lands on drops it.
 func TestARerouted20MessageIsDroppedOnTheLegItLandsOn(t *testing.T) {
 	f := newPrivateFixture()
-	two := &relay{s: &session{srv: f.srv, log: f.x2.s.log, v2: &session2{jid: alice2}}}
+	two := &relay{s: &session{srv: f.srv, log: f.x2.s.log, v2: &session2{sm: sm.New(sm.Config{}), jid: alice2}}}
 	two.s.v2.acc = joinAs(f.srv, alice2, two)
-	carol := &session2{jid: carolX2}
+	carol := &session2{sm: sm.New(sm.Config{}), jid: carolX2}
 	if out := carol.fromClient(&relay{s: &session{srv: f.srv, v2: carol}}, chat("", alice2, "m1", "")); out == nil {
 		t.Fatal("carol's message was not forwarded")
 	}

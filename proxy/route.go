@@ -66,7 +66,7 @@ func (v *session2) route(r *relay, raw []byte) []byte {
 // session's client, with this leg's stream management.
 // It never waits on this session's client (see clientTooSlow).
 func (r *relay) deliver(stanza []byte) {
-	r.s.v2.toClient(r, stanza, 0)
+	r.s.v2.toClient(r, stanza)
 }
 
 // entering applies the migration rules to one delivered copy. A sent

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
 // quietRelay is a relay whose writers never start: what is sent to a leg
@@ -38,7 +40,7 @@ func queued(l *relayLeg) []string {
 
 func TestAMessageToAnOfflineFullJIDIsAnsweredByTheProxyAndNeverGoesUpstream(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
-	v := &session2{jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
 	if out := v.fromClient(r, []byte("<message to='alice@localhost/gone' id='b1' type='chat'><body>hi</body></message>")); out != nil {
@@ -52,8 +54,8 @@ func TestAMessageToAnOfflineFullJIDIsAnsweredByTheProxyAndNeverGoesUpstream(t *t
 
 func TestTheClassicLegTapGivesABareJIDMessageToEvery20SessionOnce(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
-	one := quietRelay(srv, &session2{jid: alice1}, alice1)
-	two := quietRelay(srv, &session2{jid: alice2}, alice2)
+	one := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice1}, alice1)
+	two := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice2}, alice2)
 	desk := quietRelay(srv, nil, "alice@localhost/desk")
 	desk.boundSeen = true
 	// The server gave a bare-JID message only to the classic session,
@@ -81,7 +83,7 @@ func TestTheClassicLegTapGivesABareJIDMessageToEvery20SessionOnce(t *testing.T) 
 func joinAs(srv *Server, jid string, r *relay) *account {
 	r.name = jid
 	if r.s.v2 == nil {
-		r.s.v2 = &session2{jid: jid}
+		r.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: jid}
 	}
 	r.s.v2.jid = jid
 	acc, _ := srv.registry.join(r)

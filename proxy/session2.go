@@ -8,42 +8,25 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
 // session2 is the state of a 2.0 (SASL2 + Bind2) session once relaying.
 // The proxy terminates stream management on both legs (contract section
 // 7): each leg has its own counters, so stanzas the proxy adds or consumes
-// never put the client's and the server's counts out of step.
+// never put the client's and the server's counts out of step. The
+// bookkeeping is package sm's machine (clientsm.go wires it).
 type session2 struct {
-	mu     sync.Mutex
-	jid    string
-	client *smState // nil until the client enables SM
-	up     *smState // nil when SM is not enabled upstream
-	// resumable: the client asked for resumption when enabling SM.
-	resumable bool
-	// detached: the client leg is gone and the session waits in the
-	// resumption cache; stanzas for the client only go to unacked.
-	detached bool
-	// unacked holds the stanzas sent to the client that it has not acked
-	// yet, oldest first: they are replayed on resumption.
-	unacked []outStanza
-	// upDone is the h the proxy reports upstream: upstream stanzas the
-	// client has acked, or that never go to it (contract section 7).
-	upDone     uint32
-	maxUnacked int
-	// upSent numbers the stanzas sent upstream since SM was enabled there,
-	// the proxy's own setup stanzas first.
-	upSent uint32
-	// inFlight are the client's stanzas the upstream has not acked yet, in
-	// order, each with its upstream number (0: answered by the proxy).
-	inFlight []inFlight
-	// clientDone is how many of the client's stanzas count as acked;
-	// upAcked is the upstream's last h.
-	clientDone, upAcked uint32
-	// clientAsked counts the client's <r/> waiting for the upstream's <a/>:
-	// the proxy acks a client stanza only once the upstream acked it.
-	clientAsked int
+	mu  sync.Mutex
+	jid string
+	// sm is the client leg's stream management, guarded by mu; it counts
+	// nothing on the client leg until the client enables it.
+	sm *sm.Machine
+	// smID is the client's SM session id, for resumption; "" until enabled.
+	smID string
+	// resuming receives the resumption that waits for the upstream's ack.
+	resuming chan sm.Resumption
 	// acc is the account's delivery state, shared with its other 2.0
 	// sessions; set when the relay starts.
 	acc *account
@@ -157,28 +140,34 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	// Stanzas the upstream sent during setup are done upstream at once: the
 	// catch-up part of them is archived, so nothing is lost if the client
 	// vanishes before acking them.
-	v2 := &session2{jid: bs.jid, upDone: bs.upIn, upSent: bs.upOut, maxUnacked: s.srv.cfg.Limits.MaxUnacked,
+	v2 := &session2{jid: bs.jid, sm: newClientSM(bs, s.srv.cfg.Limits.MaxUnacked),
 		served: func(d string) bool { return s.srv.domains[d] }, bound: s.srv.registry.isBound, abandoned: bs.abandoned}
 	s.setBound(bs.jid)
-	if bs.smID != "" {
-		v2.up = &smState{id: bs.smID, in: bs.upIn}
-	}
+	var enabled []byte
 	if a.Bind != nil && a.Bind.SM != nil {
-		v2.client = &smState{id: newStreamID()}
-		v2.resumable = a.Bind.SM.Resume == "true" || a.Bind.SM.Resume == "1"
+		// The resumption cache always holds what detaches (it makes room
+		// within the account's share), so a promise can always be kept.
+		resume, _ := v2.sm.Enable(wantsResume(a.Bind.SM.Resume), true)
+		v2.smID = newStreamID()
+		enabled = sm.AppendEnabled(nil, v2.smID, resume)
 	}
 	s.v2 = v2
 	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
-	b := appendSuccess(nil, additional, bs, st, v2.client, resumeFailed)
+	b := appendSuccess(nil, additional, bs, st, enabled, resumeFailed)
 	b = append(b, "<stream:features/>"...)
 	b, sent := st.appendCatchup(b, bareJID(bs.jid))
-	if v2.client != nil {
-		for _, raw := range sent {
-			v2.client.out++
-			v2.unacked = append(v2.unacked, outStanza{seq: v2.client.out, raw: raw})
+	ask := false
+	for _, raw := range sent {
+		q, err := v2.sm.Queue(raw)
+		if err != nil {
+			return streamErr(CondPolicyViolation, "the catch-up exceeds limits.max_unacked")
 		}
+		ask = ask || q.AskClient
 	}
-	s.log.Info("2.0 session online", "jid", bs.jid, "sm", v2.client != nil, "carbons", bs.carbons)
+	if ask {
+		b = append(b, requestAck...)
+	}
+	s.log.Info("2.0 session online", "jid", bs.jid, "sm", enabled != nil, "carbons", bs.carbons)
 	return s.writeClient(b)
 }
 
@@ -199,8 +188,9 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	}
 	if string(name) == "message" {
 		if bounce := v.bounceOffline(raw); bounce != nil {
-			v.clientStanza(false) // answered here, never upstream
-			v.toClient(r, bounce, 0)
+			if _, ok := v.clientStanza(r, nil, false); ok {
+				v.toClient(r, bounce) // answered here, never upstream
+			}
 			return nil
 		}
 		if rewritten, err := rewrite.Leaving(raw); err == nil {
@@ -208,7 +198,7 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 		}
 		r.noteFullJIDSend(v.jid, raw)
 	}
-	v.clientStanza(true)
+	out, _ = v.clientStanza(r, out, true)
 	return out
 }
 
@@ -225,23 +215,21 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 		return raw
 	}
 	v.mu.Lock()
-	var upSeq uint32
-	if v.up != nil {
-		v.up.in++
-		upSeq = v.up.in
-	}
+	upSeq := v.sm.FromUpstream()
 	v.mu.Unlock()
 	if v.abandoned.late(name, raw) {
-		return nil // done upstream once later acks pass it
+		v.upstreamHandled(upSeq)
+		return nil
 	}
 	out := raw
 	if string(name) == "message" {
 		out = v.route(r, raw)
-		if out == nil {
-			return nil // delivered elsewhere, or dropped: done upstream once later acks pass it
+		if out == nil { // delivered elsewhere only, or dropped
+			v.upstreamHandled(upSeq)
+			return nil
 		}
 	}
-	v.toClient(r, out, upSeq)
+	v.toClientFromUpstream(r, out, upSeq)
 	return nil
 }
 

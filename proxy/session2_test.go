@@ -49,51 +49,9 @@ func TestRoutingHelpers(t *testing.T) {
 	}
 }
 
-func TestClientAckedDropsAckedStanzasAndAdvancesUpstreamH(t *testing.T) {
-	v := &session2{up: &smState{}, unacked: []outStanza{{seq: 1, upSeq: 4}, {seq: 2}, {seq: 3, upSeq: 6}, {seq: 4, upSeq: 7}}}
-	h, advanced := v.clientAcked(3)
-	if !advanced || h != 6 {
-		t.Fatalf("upstream h = %d (advanced %v), want 6", h, advanced)
-	}
-	if len(v.unacked) != 1 || v.unacked[0].seq != 4 {
-		t.Fatalf("unacked = %+v, want only seq 4", v.unacked)
-	}
-	if _, advanced := v.clientAcked(3); advanced {
-		t.Fatal("a repeated ack advanced the upstream h")
-	}
-}
-
 func TestCountStanzas(t *testing.T) {
 	b := []byte("<inactive xmlns='urn:xmpp:csi:0'/><presence/><iq type='get' id='1'><q/></iq><message><body>x</body></message><enable xmlns='urn:xmpp:sm:3'/>")
 	if n := countStanzas(b); n != 3 {
 		t.Fatalf("countStanzas = %d, want 3", n)
-	}
-}
-
-func TestClientStanzasAreAckedOnlyOnceTheUpstreamHasThem(t *testing.T) {
-	// Three setup stanzas went upstream before the client's.
-	v := &session2{client: &smState{}, up: &smState{}, upSent: 3}
-	v.clientStanza(true)  // client 1 -> upstream 4
-	v.clientStanza(false) // client 2 bounced by the proxy
-	v.clientStanza(true)  // client 3 -> upstream 5
-	steps := []struct {
-		upstreamH uint32
-		wantDone  uint32
-	}{
-		{3, 0}, // only the proxy's own stanzas: nothing of the client's yet
-		{4, 2}, // client 1, and the bounce right after it
-		{5, 3}, // everything
-	}
-	if v.clientDone != 0 {
-		t.Fatalf("a bounce behind an unacked stanza was acked early: done=%d", v.clientDone)
-	}
-	for _, s := range steps {
-		v.upstreamAcked(s.upstreamH)
-		if v.clientDone != s.wantDone {
-			t.Fatalf("upstream h=%d: client done %d, want %d", s.upstreamH, v.clientDone, s.wantDone)
-		}
-	}
-	if len(v.inFlight) != 0 {
-		t.Fatalf("in flight after everything acked: %+v", v.inFlight)
 	}
 }

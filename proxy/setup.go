@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
 // archiveSync is one MAM catch-up: the account's or a room's.
@@ -189,7 +191,7 @@ func (st *setupState) onSM(name string, raw []byte) error {
 	case "failed":
 		st.gotSM = true
 	case "r":
-		if err := writeAll(st.s.up.conn, appendAck(nil, st.out.upIn)); err != nil {
+		if err := writeAll(st.s.up.conn, sm.AppendAck(nil, st.out.upIn)); err != nil {
 			return fmt.Errorf("%w: %w", ErrUpstream, err)
 		}
 	}

@@ -14,6 +14,9 @@ type StreamError struct {
 	Condition string
 	// Text is a human-readable explanation sent in the <text/> child.
 	Text string
+	// App is an application-specific condition element, written after
+	// <text/> (RFC 6120 section 4.9.4), or nil.
+	App []byte
 }
 
 // Stream error conditions the proxy raises itself (RFC 6120 section 4.9.3).
@@ -32,6 +35,7 @@ const (
 	CondRestrictedXML          = "restricted-xml"
 	CondSystemShutdown         = "system-shutdown"
 	CondUnsupportedEncoding    = "unsupported-encoding"
+	CondUndefinedCondition     = "undefined-condition"
 	CondUnsupportedVersion     = "unsupported-version"
 )
 
@@ -63,6 +67,7 @@ func (e *StreamError) AppendXML(b []byte) []byte {
 		b = appendEscaped(b, e.Text)
 		b = append(b, "</text>"...)
 	}
+	b = append(b, e.App...)
 	return append(b, "</stream:error>"...)
 }
 

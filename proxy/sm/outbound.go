@@ -15,6 +15,10 @@ type Queued struct {
 	Write bool
 	// AskClient: write <r/> right after it.
 	AskClient bool
+	// Raw is the machine's own copy of the stanza while it is kept for a
+	// replay (nil while stream management is off): write this copy rather
+	// than make another. Do not modify it.
+	Raw []byte
 }
 
 // Ack is an <a h='H'/> to write when Send is set.
@@ -68,9 +72,10 @@ func (m *Machine) queue(raw []byte, upSeq uint32, fromUpstream bool) (Queued, er
 		return Queued{}, m.fail(&OverflowError{List: "unacked bytes", Cap: m.cfg.MaxUnackedBytes})
 	}
 	m.sent++
-	m.unacked = append(m.unacked, Stanza{Seq: m.sent, UpstreamSeq: upSeq, FromUpstream: tracked, Raw: bytes.Clone(raw)})
+	kept := bytes.Clone(raw)
+	m.unacked = append(m.unacked, Stanza{Seq: m.sent, UpstreamSeq: upSeq, FromUpstream: tracked, Raw: kept})
 	m.unackedBytes += len(raw)
-	q := Queued{Seq: m.sent, Write: m.state == StateLive}
+	q := Queued{Seq: m.sent, Write: m.state == StateLive, Raw: kept}
 	if q.Write && m.sent-m.requested >= uint32(m.cfg.RequestEvery) {
 		q.AskClient, m.requested = true, m.sent
 	}
