@@ -25,8 +25,19 @@ func newClientSM(bs *boundSession, maxUnacked int) *sm.Machine {
 	})
 }
 
-// wantsResume reads a resume attribute of <enable/>.
-func wantsResume(v string) bool { return v == "true" || v == "1" }
+// enableSM turns on the client leg's stream management. Resumption is
+// offered whenever SM is enabled, as the contract's <enabled resume='true'/>
+// says, whether or not the client's <enable/> asked: the resumption cache
+// always holds what detaches (it makes room within the account's share),
+// so the promise can be kept. Called with v.mu held.
+func (v *session2) enableSM() ([]byte, error) {
+	resume, err := v.sm.Enable(true, true)
+	if err != nil {
+		return nil, err
+	}
+	v.smID = newStreamID()
+	return sm.AppendEnabled(nil, v.smID, resume), nil
+}
 
 // clientSM answers the client's stream management elements.
 func (v *session2) clientSM(r *relay, name string, raw []byte) {
@@ -49,13 +60,12 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 			toUp = sm.AppendAck(nil, ack.H)
 		}
 	case "enable":
-		resume, err := v.sm.Enable(wantsResume(string(attrValue(raw, "resume"))), true)
+		enabled, err := v.enableSM()
 		if err != nil {
 			toClient = sm.AppendFailed(nil, "unexpected-request")
 			break
 		}
-		v.smID = newStreamID()
-		toClient = sm.AppendEnabled(nil, v.smID, resume)
+		toClient = enabled
 	default: // resume on a live stream, or anything else
 		toClient = sm.AppendFailed(nil, "unexpected-request")
 	}

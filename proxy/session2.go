@@ -145,11 +145,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	s.setBound(bs.jid)
 	var enabled []byte
 	if a.Bind != nil && a.Bind.SM != nil {
-		// The resumption cache always holds what detaches (it makes room
-		// within the account's share), so a promise can always be kept.
-		resume, _ := v2.sm.Enable(wantsResume(a.Bind.SM.Resume), true)
-		v2.smID = newStreamID()
-		enabled = sm.AppendEnabled(nil, v2.smID, resume)
+		enabled, _ = v2.enableSM() // a fresh machine: cannot fail
 	}
 	s.v2 = v2
 	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
