@@ -21,6 +21,8 @@ lint:
 	$(GO) vet -tags integration $(PKGS)
 	$(GOBIN)/staticcheck $(PKGS)
 	$(GOBIN)/staticcheck -tags integration $(PKGS)
+	@# go.mod and go.sum must be what `go mod tidy` makes of them (Go >= 1.23).
+	$(GO) mod tidy -diff
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
