@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+	"github.com/xmpp2proxy/xmpp2proxy/internal/demo"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
@@ -48,7 +48,7 @@ func runDemo(ctx context.Context, out io.Writer, listen, directTLS, logLevel str
 	fmt.Fprintln(out, "starting a private Prosody ...")
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	upstream, err := harness.StartProsody(startCtx, domain)
+	upstream, err := demo.StartProsody(startCtx, domain)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runDemo(ctx context.Context, out io.Writer, listen, directTLS, logLevel str
 		return err
 	}
 	defer os.RemoveAll(certDir)
-	cert, err := harness.SelfSigned(certDir, "proxy", domain)
+	cert, err := demo.SelfSigned(certDir, "proxy", domain)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func runDemo(ctx context.Context, out io.Writer, listen, directTLS, logLevel str
 	return srv.Shutdown(shutCtx)
 }
 
-func printDemoHelp(out io.Writer, srv *proxy.Server, upstream string, cert *harness.Cert) {
+func printDemoHelp(out io.Writer, srv *proxy.Server, upstream string, cert *demo.Cert) {
 	sum := sha256.Sum256(cert.Pair.Certificate[0])
 	fmt.Fprintf(out, `
 xmpp2proxy demo is running.
