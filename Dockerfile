@@ -5,6 +5,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
+# cmd/xmpp2proxy/packaging_test.go runs this exact build line (without
+# Docker) and checks the binary is static: keep it one simple command.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/xmpp2proxy ./cmd/xmpp2proxy
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -6,8 +6,9 @@ PKGS     := ./...
 .PHONY: demo test deps lint unit integration bench build
 
 ## demo: start a private Prosody and the proxy in front of it on 127.0.0.1:5222
+## (other ports: make demo DEMO_FLAGS="--listen 127.0.0.1:15222 --direct-tls-listen 127.0.0.1:15223")
 demo:
-	$(GO) run ./cmd/xmpp2proxy demo
+	$(GO) run ./cmd/xmpp2proxy demo $(DEMO_FLAGS)
 
 ## test: install what the tests need, then lint, unit and end-to-end tests
 test: deps lint unit integration
@@ -21,6 +22,8 @@ lint:
 	$(GO) vet -tags integration $(PKGS)
 	$(GOBIN)/staticcheck $(PKGS)
 	$(GOBIN)/staticcheck -tags integration $(PKGS)
+	@# go.mod and go.sum must be what `go mod tidy` makes of them (Go >= 1.23).
+	$(GO) mod tidy -diff
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)

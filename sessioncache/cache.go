@@ -21,15 +21,15 @@ import (
 
 // Cache maps resumption ids to detached sessions of type V.
 type Cache[V any] struct {
-	mu     sync.Mutex
-	lru    *lru.Cache[string, *entry[V]]
-	size   int
+	mu   sync.Mutex
+	lru  *lru.Cache[string, *entry[V]]
+	size int
 	// perAccount bounds one account's sessions; held counts them.
 	perAccount int
 	held       map[string]int
 	ttl        time.Duration
-	onDrop func(V)
-	closed bool
+	onDrop     func(V)
+	closed     bool
 }
 
 type entry[V any] struct {

@@ -1,13 +1,15 @@
-package harness
+package demo
 
 import (
 	"bytes"
 	"context"
 	_ "embed"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -18,26 +20,33 @@ var prosodyConfig string
 
 var prosodyTemplate = template.Must(template.New("prosody").Parse(prosodyConfig))
 
-// Prosody is a private Prosody process.
+// dirPrefix names the temporary directories Stop may remove.
+const dirPrefix = "xmpp2proxy-prosody-"
+
+// Prosody is a private Prosody process listening on 127.0.0.1 only, with
+// its configuration, data, log and certificate in one temporary directory.
 type Prosody struct {
-	loopback
-	dir, cfgFile string
-	cmd          *exec.Cmd
-	exited       chan error
+	domain        string
+	port, tlsPort int
+	dir, cfgFile  string
+	cmd           *exec.Cmd
+	exited        chan error
 	// Cert is the certificate Prosody serves for STARTTLS and direct TLS.
 	Cert *Cert
 }
 
-// StartProsody starts Prosody for domain on free loopback ports.
+// StartProsody starts Prosody for domain on free loopback ports, after
+// installing Debian's prosody package if it is missing and we are root.
+// It returns once both c2s ports accept connections; Stop undoes it.
 func StartProsody(ctx context.Context, domain string) (*Prosody, error) {
 	if err := EnsureInstalled("prosody", "prosody"); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "xmpp2proxy-prosody-")
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, err
 	}
-	p := &Prosody{loopback: loopback{domain: domain}, dir: dir, cfgFile: filepath.Join(dir, "prosody.cfg.lua")}
+	p := &Prosody{domain: domain, dir: dir, cfgFile: filepath.Join(dir, "prosody.cfg.lua")}
 	if err := p.start(ctx); err != nil {
 		log := p.Log()
 		p.Stop()
@@ -100,10 +109,28 @@ func (p *Prosody) start(ctx context.Context) error {
 	return WaitForPort(ctx, p.DirectTLSAddr(), alive)
 }
 
-// Name implements Server.
+// Name returns "prosody".
 func (p *Prosody) Name() string { return "prosody" }
 
-// PID implements Server.
+// Domain returns the XMPP domain Prosody serves.
+func (p *Prosody) Domain() string { return p.domain }
+
+// Addr returns the plaintext/STARTTLS c2s address on 127.0.0.1.
+func (p *Prosody) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
+
+// DirectTLSAddr returns the XEP-0368 direct TLS c2s address on 127.0.0.1.
+func (p *Prosody) DirectTLSAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.tlsPort))
+}
+
+// MUCService returns the domain of Prosody's multi-user chat service.
+func (p *Prosody) MUCService() string { return "conference." + p.domain }
+
+// Dir returns the temporary directory holding Prosody's configuration,
+// data, logs and certificate; Stop removes it.
+func (p *Prosody) Dir() string { return p.dir }
+
+// PID returns Prosody's process id, 0 if it is not running.
 func (p *Prosody) PID() int {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return 0
@@ -111,7 +138,8 @@ func (p *Prosody) PID() int {
 	return p.cmd.Process.Pid
 }
 
-// Register implements Server.
+// Register creates the account user@domain with password, through
+// prosodyctl on the private configuration.
 func (p *Prosody) Register(user, password string) error {
 	cmd := exec.Command("prosodyctl", "--config", p.cfgFile, "register", user, p.domain, password)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -120,12 +148,14 @@ func (p *Prosody) Register(user, password string) error {
 	return nil
 }
 
-// Log implements Server.
+// Log returns the tail of Prosody's log and of its standard output, for
+// error reports.
 func (p *Prosody) Log() string {
 	return tail(filepath.Join(p.dir, "prosody.log"), 4000) + tail(filepath.Join(p.dir, "stdout.log"), 2000)
 }
 
-// Stop implements Server.
+// Stop interrupts Prosody, kills it if it has not exited within 10
+// seconds, and removes its temporary directory.
 func (p *Prosody) Stop() error {
 	if p.cmd != nil && p.cmd.Process != nil {
 		_ = p.cmd.Process.Signal(os.Interrupt)
@@ -136,8 +166,19 @@ func (p *Prosody) Stop() error {
 			<-p.exited
 		}
 	}
-	if strings.HasPrefix(filepath.Base(p.dir), "xmpp2proxy-prosody-") {
+	if strings.HasPrefix(filepath.Base(p.dir), dirPrefix) {
 		return os.RemoveAll(p.dir)
 	}
 	return nil
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
 }
