@@ -89,7 +89,7 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 			}
 		}
 	case "a":
-		if h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32); err == nil {
+		if h, err := strconv.ParseUint(attrString(raw, "h"), 10, 32); err == nil {
 			if upH, advanced := v.clientAcked(uint32(h)); advanced {
 				upReply = appendAck(nil, upH)
 			}
@@ -97,7 +97,7 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 	case "enable":
 		if v.client == nil {
 			v.client = &smState{id: newStreamID()}
-			resume := string(attrValue(raw, "resume"))
+			resume := attrString(raw, "resume")
 			v.resumable = resume == "true" || resume == "1"
 			reply = []byte("<enabled xmlns='" + nsSM + "' id='" + v.client.id + "' resume='true'/>")
 		} else {
@@ -168,7 +168,7 @@ func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
 	case "r":
 		toUp = appendAck(nil, v.upDone)
 	case "a":
-		h, err := strconv.ParseUint(string(attrValue(raw, "h")), 10, 32)
+		h, err := strconv.ParseUint(attrString(raw, "h"), 10, 32)
 		if err == nil {
 			v.upstreamAcked(uint32(h))
 		}
