@@ -86,7 +86,7 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 // clientAck applies the client's <a/>. A bad h is the stream error of
 // XEP-0198 section 4. Called with v.mu held.
 func (v *session2) clientAck(raw []byte) (sm.Ack, *StreamError) {
-	h, err := sm.ParseH(attrValue(raw, "h"))
+	h, err := sm.ParseH(attrBytes(raw, "h"))
 	if err != nil {
 		return sm.Ack{}, streamErr(CondBadFormat, "the h of <a/> is not a number")
 	}
@@ -115,7 +115,7 @@ func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
 	case "r":
 		toUp = sm.AppendAck(nil, v.sm.AnswerUpstream())
 	case "a":
-		h, err := sm.ParseH(attrValue(raw, "h"))
+		h, err := sm.ParseH(attrBytes(raw, "h"))
 		if err != nil {
 			break
 		}

@@ -2,49 +2,26 @@ package proxy
 
 import (
 	"bytes"
+
+	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
 // elementName returns the qualified name of a framed element's start tag
-// and the value of its xmlns attribute, by scanning bytes: the hot path of a
-// 2.0 session needs to know what a unit is, not to decode it.
+// and the value of its own xmlns attribute (not an xmlns:prefix), with
+// references resolved, by scanning bytes: the hot path of a 2.0 session
+// needs to know what a unit is, not to decode it. It allocates only when
+// the xmlns value holds a reference.
 func elementName(raw []byte) (name, xmlns []byte) {
-	i := bytes.IndexByte(raw, '<')
-	if i < 0 {
-		return nil, nil
-	}
-	j := i + 1
-	for j < len(raw) && isNameByte(raw[j]) {
-		j++
-	}
-	name = raw[i+1 : j]
-	end := bytes.IndexByte(raw[j:], '>')
-	if end < 0 {
-		return name, nil
-	}
-	return name, attrValue(raw[j:j+end], "xmlns")
-}
-
-// attrValue finds name='value' or name="value" in a start tag's attributes.
-func attrValue(tag []byte, name string) []byte {
-	for off := 0; off < len(tag); {
-		k := bytes.Index(tag[off:], []byte(name))
-		if k < 0 {
-			return nil
+	t := rewrite.ScanTag(raw)
+	for {
+		qname, v, ok := t.Next()
+		if !ok {
+			return t.Name(), nil
 		}
-		k += off
-		after := k + len(name)
-		precededBySpace := k > 0 && isSpace(tag[k-1])
-		if precededBySpace && after+1 < len(tag) && tag[after] == '=' && (tag[after+1] == '\'' || tag[after+1] == '"') {
-			q := tag[after+1]
-			v := tag[after+2:]
-			if e := bytes.IndexByte(v, q); e >= 0 {
-				return v[:e]
-			}
-			return nil
+		if string(qname) == "xmlns" {
+			return t.Name(), rewrite.Unescape(v)
 		}
-		off = after
 	}
-	return nil
 }
 
 // isStanza reports whether a top-level element name is a stanza, the unit

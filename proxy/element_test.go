@@ -12,6 +12,13 @@ func TestElementName(t *testing.T) {
 		{"<enable resume='true' xmlns='urn:xmpp:sm:3'/>", "enable", nsSM},
 		{"<iq type='get' data-xmlns='x' id='1'/>", "iq", ""},
 		{"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>", "stream:error", ""},
+		// An xmlns inside another attribute's value, or a prefix
+		// declaration, is not the element's namespace.
+		{`<a data="x xmlns='urn:xmpp:sm:3'" h='1'/>`, "a", ""},
+		{"<a xmlns:sm='urn:xmpp:sm:3' h='1'/>", "a", ""},
+		// A '>' inside a value does not end the tag; references resolve.
+		{"<a id='x>y' xmlns='urn:xmpp:sm:3'/>", "a", nsSM},
+		{"<a xmlns='urn:xmpp:sm&#58;3' h='1'/>", "a", nsSM},
 	}
 	for _, tc := range tests {
 		name, xmlns := elementName([]byte(tc.raw))

@@ -101,7 +101,7 @@ func forAnotherSession(raw []byte, self string) bool {
 	if inner == nil || self == "" {
 		return false
 	}
-	to := attrString(inner[:bytes.IndexByte(inner, '>')+1], "to")
+	to := attrString(inner, "to")
 	bare, _, full := strings.Cut(to, "/")
 	if !full || !strings.EqualFold(bare, bareJID(self)) || strings.EqualFold(to, self) {
 		return false

@@ -39,6 +39,5 @@ func clampPriority(presence []byte) []byte {
 // isBroadcastPresence reports an available presence without a to: the
 // session's own presence, which the server broadcasts and routes by.
 func isBroadcastPresence(raw []byte) bool {
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	return attrValue(tag, "to") == nil && attrValue(tag, "type") == nil
+	return !hasAttr(raw, "to") && !hasAttr(raw, "type")
 }

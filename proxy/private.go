@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"html"
 	"slices"
 	"strings"
 	"sync"
@@ -106,8 +105,7 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 	if acc.private.n.Load() == 0 {
 		return raw
 	}
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	p, ok := hintOf(raw, attrString(tag, "from"))
+	p, ok := hintOf(raw, attrString(raw, "from"))
 	if !ok || !acc.private.take(p) {
 		return raw
 	}
@@ -121,11 +119,10 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 // hintOf names a message sent by from. A message that has no id, or is not
 // to a full JID, cannot be matched on delivery and gives none.
 func hintOf(raw []byte, from string) (messageHint, bool) {
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
 	p := messageHint{
 		from: strings.ToLower(from),
-		to:   strings.ToLower(attrString(tag, "to")),
-		id:   attrString(tag, "id"),
+		to:   strings.ToLower(attrString(raw, "to")),
+		id:   attrString(raw, "id"),
 	}
 	_, resource, full := strings.Cut(p.to, "/")
 	return p, p.from != "" && full && resource != "" && p.id != ""
@@ -141,11 +138,4 @@ func (acc *account) hasSession(jid string) bool {
 		}
 	}
 	return false
-}
-
-// attrString is an attribute's value with its references resolved, so that
-// the client's id="a'b" and the server's id='a&apos;b' compare equal. XML's
-// predefined entities and character references are a subset of HTML's.
-func attrString(tag []byte, name string) string {
-	return html.UnescapeString(string(attrValue(tag, name)))
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -412,8 +411,7 @@ func (r *relay) classicUpstream(raw []byte) {
 	if acc == nil {
 		return
 	}
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	if !strings.EqualFold(string(attrValue(tag, "to")), bare) {
+	if !attrEqualFold(raw, "to", bare) {
 		return
 	}
 	ds, _ := acc.observe(jid, raw)

@@ -18,8 +18,7 @@ import (
 // noteFullJIDSend leaves a hint in the recipient's account when the 2.0
 // session from sends a message to one of that account's 2.0 sessions.
 func (r *relay) noteFullJIDSend(from string, raw []byte) {
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	if bytes.IndexByte(attrValue(tag, "to"), '/') < 0 {
+	if bytes.IndexByte(attrBytes(raw, "to"), '/') < 0 {
 		return // to a bare JID: nothing to remember, nothing allocated
 	}
 	p, ok := hintOf(raw, from)
@@ -40,8 +39,7 @@ func (acc *account) misdelivered(raw []byte, self string) bool {
 	if acc.sent.n.Load() == 0 || !bytes.Contains(raw, []byte(nsXMPP2)) {
 		return false
 	}
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	p, ok := acc.sent.find(strings.ToLower(attrString(tag, "from")), attrString(tag, "id"))
+	p, ok := acc.sent.find(strings.ToLower(attrString(raw, "from")), attrString(raw, "id"))
 	if !ok {
 		return false
 	}

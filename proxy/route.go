@@ -11,8 +11,7 @@ import (
 // no session is bound to with <service-unavailable/>: it is delivered
 // nowhere and archived nowhere (contract section 5).
 func (v *session2) bounceOffline(raw []byte) []byte {
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	to := string(attrValue(tag, "to"))
+	to := attrString(raw, "to")
 	bare, resource, full := strings.Cut(to, "/")
 	_, domain, _ := strings.Cut(bare, "@")
 	if !full || resource == "" || v.served == nil || !v.served(strings.ToLower(domain)) || v.bound(to) {
@@ -22,9 +21,9 @@ func (v *session2) bounceOffline(raw []byte) []byte {
 	b = appendEscaped(b, to)
 	b = append(b, "' to='"...)
 	b = appendEscaped(b, v.jid)
-	if id := attrValue(tag, "id"); id != nil {
+	if hasAttr(raw, "id") {
 		b = append(b, "' id='"...)
-		b = append(b, id...)
+		b = appendEscaped(b, attrString(raw, "id")) // resolved, then escaped for the quote used here
 	}
 	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
 }
@@ -96,7 +95,6 @@ func reroutedFullJID(raw []byte, self string) bool {
 	if err != nil || !route.Marked2 {
 		return false
 	}
-	tag := raw[:bytes.IndexByte(raw, '>')+1]
-	to := string(attrValue(tag, "to"))
+	to := attrString(raw, "to")
 	return strings.Contains(to, "/") && !strings.EqualFold(to, self)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
 	"strconv"
 	"strings"
@@ -234,10 +235,8 @@ func (st *setupState) onIQ(raw []byte) {
 // queries (first and last) on servers without it, such as ejabberd 23.01.
 func (st *setupState) onMetadata(raw []byte, typ string) {
 	if typ == "result" {
-		if i := bytes.Index(raw, []byte("<metadata")); i >= 0 {
-			if j := bytes.LastIndex(raw, []byte("</iq>")); j > i {
-				st.meta.raw = bytes.Clone(raw[i:j])
-			}
+		if m := childElement(raw, nsMAM, "metadata"); m != nil {
+			st.meta.raw = bytes.Clone(m)
 		}
 		st.meta.done = true
 		return
@@ -291,21 +290,45 @@ func (st *setupState) onPresence(raw []byte) {
 			j.done = true
 			j.errXML = errorChild(raw)
 			return // the client learns it from <join-failed/>
-		case bytes.Contains(raw, []byte("code='110'")) || bytes.Contains(raw, []byte(`code="110"`)):
+		case isSelfPresence(raw):
 			j.done, j.nick = true, nick
 		}
 	}
 	st.out.pending = append(st.out.pending, bytes.Clone(raw))
 }
 
+// isSelfPresence reports a MUC presence that carries <status code='110'/>
+// in its muc#user <x/> (XEP-0045 7.2.2): the occupant's own, which ends
+// the join. It decodes the stanza rather than searching its bytes, so a
+// status elsewhere, or "code='110'" as data in another attribute or in a
+// text, does not count. Only joins in progress during setup ask.
+func isSelfPresence(raw []byte) bool {
+	var p struct {
+		X []struct {
+			Status []struct {
+				Code string `xml:"code,attr"`
+			} `xml:"http://jabber.org/protocol/muc#user status"`
+		} `xml:"http://jabber.org/protocol/muc#user x"`
+	}
+	if xml.Unmarshal(raw, &p) != nil {
+		return false
+	}
+	for _, x := range p.X {
+		for _, st := range x.Status {
+			if st.Code == "110" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // errorChild returns the <error/> element of a stanza, or a generic one.
 func errorChild(raw []byte) []byte {
-	i := bytes.Index(raw, []byte("<error"))
-	j := bytes.LastIndex(raw, []byte("</error>"))
-	if i < 0 || j < i {
-		return []byte("<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>")
+	if e := childElement(raw, nsClient, "error"); e != nil {
+		return bytes.Clone(e)
 	}
-	return bytes.Clone(raw[i : j+len("</error>")])
+	return []byte("<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>")
 }
 
 // appendBound adds the <bound/> children that depend on the setup answers:

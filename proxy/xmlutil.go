@@ -56,6 +56,38 @@ func attr(start xml.StartElement, local string) string {
 	return ""
 }
 
+// childElement returns the first direct child of the unit's top element
+// with the namespace space and the local name local, as the bytes that
+// arrived, or nil. A child without a namespace of its own is in
+// jabber:client, the stream's default. It decodes rather than searching
+// for "<local", so that what it returns is always one whole element, fit
+// to be copied into one the proxy writes.
+func childElement(raw []byte, space, local string) []byte {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	depth := 0
+	for {
+		off := d.InputOffset()
+		tok, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if depth++; depth == 2 && t.Name.Local == local &&
+				(t.Name.Space == space || t.Name.Space == "" && space == nsClient) {
+				if d.Skip() != nil {
+					return nil
+				}
+				return raw[off:d.InputOffset()]
+			}
+		case xml.EndElement:
+			if depth--; depth == 0 {
+				return nil
+			}
+		}
+	}
+}
+
 // prefixedAttr returns the value of prefix:local, or "".
 func prefixedAttr(start xml.StartElement, prefix, local string) string {
 	for _, a := range start.Attr {

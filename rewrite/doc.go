@@ -105,4 +105,16 @@
 // Anything else is an error wrapping ErrNotWellFormed; a comment, processing
 // instruction or DTD is an error wrapping ErrRestrictedXML (RFC 6120 11.1).
 // A repeated attribute is not well-formed.
+//
+// # Reading start tags
+//
+// Tag, Attr, AttrEqual, AttrEqualFold, TagEnd, Unescape, ValueEqual and
+// ValueEqualFold are the module's one reader of attributes: the scanner
+// above walks tags with it, and the proxy takes every routing decision that
+// depends on an attribute (to, id, type, from, xmlns, h) through it. It
+// follows the start-tag grammar, so a quoted value is data whatever it
+// holds, and matches qualified names exactly. Values come out raw, as
+// subslices of the input, and references are resolved as encoding/xml
+// resolves them, allocating only when there is one; FuzzAttr holds it to
+// encoding/xml.
 package rewrite

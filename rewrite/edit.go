@@ -40,8 +40,7 @@ func (e *edit) apply(s *stanza, raw []byte) []byte {
 	pos := 0
 
 	if e.bareTo {
-		if vs, ve, ok := attrValueRange(raw[s.tagStart:s.tagEnd], "to"); ok {
-			vs, ve = vs+s.tagStart, ve+s.tagStart
+		if vs, ve, ok := attrRange(raw, s.tagStart, "to"); ok {
 			out = append(out, raw[:vs]...)
 			out = appendBareTo(out, raw[vs:ve], s.to, raw[vs-1])
 			pos = ve

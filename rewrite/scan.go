@@ -202,48 +202,28 @@ func isNameByte(c byte) bool {
 
 // startTag reads the start tag at raw[i] == '<' into attrs. It returns the
 // element's name, the number of attributes, the index after the tag, and
-// whether it is self-closing.
+// whether it is self-closing. Tag walks the tag; startTag holds each piece
+// to the stricter rules of this scanner.
 func startTag(raw []byte, i int, attrs *[maxAttrs]attr) (qname []byte, n, end int, selfClosing, ok bool) {
 	j, ok := name(raw, i+1)
 	if !ok {
 		return nil, 0, 0, false, false
 	}
+	// name stops where attrAt's looser name would: at a byte that is
+	// neither an ASCII name byte nor the start of a non-ASCII character.
 	qname = raw[i+1 : j]
 	for {
-		k := skipSpace(raw, j)
-		if k >= len(raw) {
+		ns, ne, vs, ve, end, plain := attrAt(raw, j)
+		if end != 0 {
+			return qname, n, end, end > 0 && raw[end-2] == '/', end > 0
+		}
+		if ns == j || n == maxAttrs { // attributes must be separated by whitespace
 			return nil, 0, 0, false, false
 		}
-		switch raw[k] {
-		case '>':
-			return qname, n, k + 1, false, true
-		case '/':
-			if k+1 < len(raw) && raw[k+1] == '>' {
-				return qname, n, k + 2, true, true
-			}
+		if _, ok := name(raw, ns); !ok { // it ends at ne, as the element's name does
 			return nil, 0, 0, false, false
 		}
-		if k == j || n == maxAttrs { // attributes must be separated by whitespace
-			return nil, 0, 0, false, false
-		}
-		nameEnd, ok := name(raw, k)
-		if !ok {
-			return nil, 0, 0, false, false
-		}
-		a := attr{name: raw[k:nameEnd]}
-		k = skipSpace(raw, nameEnd)
-		if k >= len(raw) || raw[k] != '=' {
-			return nil, 0, 0, false, false
-		}
-		k = skipSpace(raw, k+1)
-		if k >= len(raw) || raw[k] != '\'' && raw[k] != '"' {
-			return nil, 0, 0, false, false
-		}
-		valueEnd, plain := quoted(raw, k+1, raw[k])
-		if valueEnd < 0 {
-			return nil, 0, 0, false, false
-		}
-		a.value, a.plain = raw[k+1:valueEnd], plain
+		a := attr{name: raw[ns:ne], value: raw[vs:ve], plain: plain}
 		for _, b := range attrs[:n] {
 			if bytes.Equal(b.name, a.name) {
 				return nil, 0, 0, false, false
@@ -251,41 +231,8 @@ func startTag(raw []byte, i int, attrs *[maxAttrs]attr) (qname []byte, n, end in
 		}
 		attrs[n] = a
 		n++
-		j = valueEnd + 1
+		j = ve + 1
 	}
-}
-
-// quoted checks an attribute value from raw[i] up to its closing quote,
-// and returns the quote's index (-1 when not sure) and whether the value is
-// free of references and CRs.
-func quoted(raw []byte, i int, quote byte) (end int, plain bool) {
-	plain = true
-	for i < len(raw) {
-		if ordinary[raw[i]] {
-			i++
-			continue
-		}
-		c := raw[i]
-		switch {
-		case c == quote:
-			return i, plain
-		case c == '<':
-			return -1, false
-		case c == '&':
-			plain = false
-			if i = reference(raw, i); i < 0 {
-				return -1, false
-			}
-		case c == '\r':
-			plain = false
-			i++
-		default:
-			if i = char(raw, i); i < 0 {
-				return -1, false
-			}
-		}
-	}
-	return -1, false
 }
 
 // text checks character data from raw[i] up to the next '<' and returns
@@ -300,7 +247,7 @@ func text(raw []byte, i int) int {
 		case c == '<':
 			return i
 		case c == '&':
-			if i = reference(raw, i); i < 0 {
+			if i = referenceEnd(raw, i); i < 0 {
 				return -1
 			}
 		case c == ']':
@@ -349,40 +296,15 @@ func char(raw []byte, i int) int {
 	return i + size
 }
 
-// reference checks the reference at raw[i] == '&' and returns the index
+// referenceEnd checks the reference at raw[i] == '&' and returns the index
 // after its ';', or -1 unless it is one of the five predefined entities or
 // a character reference to a valid XML Char.
-func reference(raw []byte, i int) int {
-	j := i + 1
-	if j < len(raw) && raw[j] == '#' {
-		j++
-		base := rune(10)
-		if j < len(raw) && raw[j] == 'x' { // encoding/xml knows no "&#X"
-			base = 16
-			j++
-		}
-		start := j
-		var r rune
-		for ; j < len(raw); j++ {
-			d := digit(raw[j], base)
-			if d < 0 {
-				break
-			}
-			if r = r*base + d; r > utf8.MaxRune {
-				return -1
-			}
-		}
-		if j == start || j >= len(raw) || raw[j] != ';' || !isChar(r) {
-			return -1
-		}
-		return j + 1
+func referenceEnd(raw []byte, i int) int {
+	c, n := reference(raw, i)
+	if n == 0 || isSurrogate(c) {
+		return -1
 	}
-	for _, e := range [...]string{"lt;", "gt;", "amp;", "apos;", "quot;"} {
-		if bytes.HasPrefix(raw[j:], []byte(e)) {
-			return j + len(e)
-		}
-	}
-	return -1
+	return i + n
 }
 
 func digit(c byte, base rune) rune {
@@ -435,43 +357,4 @@ func isSpaceOnly(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// attrValueRange finds the raw value of the unprefixed attribute name in a
-// start tag that the decoder has already accepted (so quotes are balanced
-// and every attribute has a value). It returns the range between the quotes.
-func attrValueRange(tag []byte, name string) (start, end int, ok bool) {
-	i := 1
-	for i < len(tag) && !isSpace(tag[i]) && tag[i] != '/' && tag[i] != '>' {
-		i++
-	}
-	for {
-		for i < len(tag) && isSpace(tag[i]) {
-			i++
-		}
-		if i >= len(tag) || tag[i] == '/' || tag[i] == '>' {
-			return 0, 0, false
-		}
-		nameStart := i
-		for i < len(tag) && !isSpace(tag[i]) && tag[i] != '=' {
-			i++
-		}
-		nameEnd := i
-		for i < len(tag) && (isSpace(tag[i]) || tag[i] == '=') {
-			i++
-		}
-		if i >= len(tag) {
-			return 0, 0, false
-		}
-		quote := tag[i]
-		i++
-		k := bytes.IndexByte(tag[i:], quote)
-		if k < 0 {
-			return 0, 0, false
-		}
-		if string(tag[nameStart:nameEnd]) == name {
-			return i, i + k, true
-		}
-		i += k + 1
-	}
 }

@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+)
+
+// The stanza that fooled the proxy's old byte sniffing: the id holds a
+// "to='…'" that was taken for the message's to.
+const hostileTo = `<message id="x to='bob@localhost/gone'" to='bob@localhost/sn' type='chat'><body>hi</body></message>`
+
+// wellFormed decodes b to its end with encoding/xml and returns the
+// attributes of its top element, or fails the test.
+func wellFormed(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(b))
+	attrs := map[string]string{}
+	for depth := 0; ; {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return attrs
+		}
+		if err != nil {
+			t.Fatalf("not well-formed (%v): %s", err, b)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if depth++; depth == 1 {
+				for _, a := range tok.Attr {
+					attrs[a.Name.Local] = a.Value
+				}
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+}
+
+func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
+	v := &session2{
+		jid:    "alice@localhost/one",
+		served: func(d string) bool { return d == "localhost" },
+		bound:  func(jid string) bool { return jid == "bob@localhost/sn" },
+	}
+	hint, hinted := hintOf([]byte(`<message id="m1 to='alice@localhost/two'" to='alice@localhost/one'><private xmlns='urn:xmpp:carbons:2'/></message>`), "carol@localhost/peer")
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"a to inside another attribute's value is not the to: no bounce for a bound recipient",
+			v.bounceOffline([]byte(hostileTo)) == nil},
+		{"a to inside another attribute's value is not the to: a 2.0 copy for this session is not taken for a rerouted one",
+			!reroutedFullJID([]byte(`<message id="x to='alice@localhost/two'" to='alice@localhost/one'><xmpp-2 xmlns='urn:xmpp:xmpp2:0'/></message>`), v.jid)},
+		{"a to inside another attribute's value is not the to: a presence with one is still broadcast",
+			isBroadcastPresence([]byte(`<presence id="x to='bob@localhost'"><show>away</show></presence>`))},
+		{"a type inside another attribute's value is not the type: the presence is still broadcast",
+			isBroadcastPresence([]byte(`<presence id="type='unavailable'"/>`))},
+		{"a presence with a real to is directed",
+			!isBroadcastPresence([]byte(`<presence id='p1' to='room@conference.localhost/me'/>`))},
+		{"a hint names the real to and the whole id",
+			hinted && hint.to == "alice@localhost/one" && hint.id == "m1 to='alice@localhost/two'"},
+		{"entities in the value are resolved before routing compares",
+			v.bounceOffline([]byte(`<message to='bob&#64;localhost&#x2F;sn'/>`)) == nil},
+		{"a > inside a quoted value does not end the tag: the to after it is read",
+			v.bounceOffline([]byte(`<message id='a>b' to='bob@localhost/gone'/>`)) != nil},
+		{"the SM counter is read with its references resolved",
+			attrString([]byte(`<a xmlns='urn:xmpp:sm:3' h='1&#48;'/>`), "h") == "10"},
+		{"a missing attribute reads as empty and absent",
+			attrString([]byte(`<r xmlns='urn:xmpp:sm:3'/>`), "h") == "" && !hasAttr([]byte(`<r xmlns='urn:xmpp:sm:3'/>`), "h")},
+		{"the classic tap compares to case-insensitively, as before",
+			attrEqualFold([]byte(`<message to='Alice@LocalHost'/>`), "to", "alice@localhost")},
+		{"the classic tap does not take a to inside the id for the to",
+			!attrEqualFold([]byte(`<message id="to='alice@localhost'" to='alice@localhost/desk'/>`), "to", "alice@localhost")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.ok {
+				t.Fatal("rule violated")
+			}
+		})
+	}
+}
+
+// The report: a 2.0 client's message whose id holds "to='…'" was taken
+// for a message to that JID and bounced, and the bounce copied the id
+// between single quotes, which broke the client's stream. Through the 2.0
+// filter: the message goes upstream when its real to is online, and when
+// its real to is offline the client gets one well-formed bounce from that
+// JID, with the id intact.
+func TestAHostileIDNeitherMisroutesNorBreaksTheBounce(t *testing.T) {
+	srv := &Server{registry: newRegistry()}
+	srv.registry.bind("bob@localhost/sn")
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	r := quietRelay(srv, nil, carolX2)
+	r.s.v2 = v
+
+	if out := v.fromClient(r, []byte(hostileTo)); out == nil {
+		t.Fatal("a message to an online full JID was not sent upstream")
+	}
+	if got := queued(&r.client); len(got) != 0 {
+		t.Fatalf("the client got %q for a message to an online full JID", got)
+	}
+
+	const toOffline = `<message id="x to='bob@localhost/sn'" to='bob@localhost/gone' type='chat'><body>hi</body></message>`
+	if out := v.fromClient(r, []byte(toOffline)); out != nil {
+		t.Fatalf("a message to an offline full JID went upstream: %s", out)
+	}
+	got := queued(&r.client)
+	if len(got) != 1 {
+		t.Fatalf("the client got %q, want one bounce", got)
+	}
+	attrs := wellFormed(t, []byte(got[0]))
+	if attrs["from"] != "bob@localhost/gone" || attrs["id"] != "x to='bob@localhost/sn'" || attrs["type"] != "error" {
+		t.Fatalf("bounce attributes %q: %s", attrs, got[0])
+	}
+}
+
+func TestTheBounceIsWellFormedWhateverTheIDHolds(t *testing.T) {
+	v := &session2{
+		jid:    "alice@localhost/one",
+		served: func(d string) bool { return d == "localhost" },
+		bound:  func(string) bool { return false },
+	}
+	for _, tc := range []struct{ name, raw, id string }{
+		{"a single quote in a double-quoted id", `<message id="it's" to='bob@localhost/gone'/>`, "it's"},
+		{"a to inside the id", `<message id="x to='bob@localhost/sn'" to='bob@localhost/gone'/>`, "x to='bob@localhost/sn'"},
+		{"entities in the id", `<message id='a&amp;b&lt;c&gt;d&apos;e&quot;f' to='bob@localhost/gone'/>`, `a&b<c>d'e"f`},
+		{"character references in the id", `<message id='&#x27;&#60;' to='bob@localhost/gone'/>`, `'<`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := v.bounceOffline([]byte(tc.raw))
+			if b == nil {
+				t.Fatalf("no bounce for %s", tc.raw)
+			}
+			attrs := wellFormed(t, b)
+			if attrs["id"] != tc.id || attrs["from"] != "bob@localhost/gone" || attrs["to"] != v.jid || attrs["type"] != "error" {
+				t.Fatalf("bounce attributes %q, want id %q from the offline JID: %s", attrs, tc.id, b)
+			}
+		})
+	}
+}
+
+func TestTheSelfPresenceIsStatus110InMUCUser(t *testing.T) {
+	const x = "<x xmlns='http://jabber.org/protocol/muc#user'>"
+	tests := []struct {
+		name, raw string
+		self      bool
+	}{
+		{"status 110 in the muc#user x is the self-presence",
+			`<presence from='room@muc/me'>` + x + `<item affiliation='none' role='participant'/><status code='110'/></x></presence>`, true},
+		{"double quotes are the same",
+			`<presence from="room@muc/me"><x xmlns="http://jabber.org/protocol/muc#user"><status code="110"/><status code="100"/></x></presence>`, true},
+		{"another status code is not",
+			`<presence from='room@muc/other'>` + x + `<status code='100'/></x></presence>`, false},
+		{"code='110' as data in another attribute's value is not",
+			`<presence from='room@muc/other' id="code='110'">` + x + `<item role='participant'/></x></presence>`, false},
+		{"code='110' in a status text is not",
+			`<presence from='room@muc/other'><status>code='110'</status>` + x + `<item role='participant'/></x></presence>`, false},
+		{"a status 110 outside muc#user is not",
+			`<presence from='room@muc/other'><x xmlns='urn:example'><status code='110'/></x></presence>`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isSelfPresence([]byte(tc.raw)); got != tc.self {
+				t.Fatalf("isSelfPresence = %v, want %v", got, tc.self)
+			}
+		})
+	}
+}
+
+func TestACopiedChildIsOneWholeElement(t *testing.T) {
+	const generic = "<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>"
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"the error child is copied as it arrived",
+			`<presence type='error'><x xmlns='http://jabber.org/protocol/muc'/><error type='auth'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`,
+			`<error type='auth'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`},
+		{"an element whose name begins with error is not the error",
+			`<presence type='error'><errors xmlns='urn:example'/><error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`,
+			`<error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`},
+		{"an error nested in another child is not the stanza's error",
+			`<presence type='error'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error><x xmlns='urn:example'><error>inner</error></x></presence>`,
+			`<error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`},
+		{"no error child: the generic one",
+			`<presence type='error'/>`, generic},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := errorChild([]byte(tc.raw)); string(got) != tc.want {
+				t.Fatalf("errorChild = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	meta := `<iq type='result' id='x'><metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata><other/></iq>`
+	if got := childElement([]byte(meta), nsMAM, "metadata"); string(got) != `<metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata>` {
+		t.Fatalf("metadata child = %s", got)
+	}
+}
+
+// Routing reads to, id and type on every message; reading them must not
+// allocate when they hold no references.
+func TestReadingRoutingAttributesDoesNotAllocate(t *testing.T) {
+	raw := []byte(`<message from='bob@localhost/desk' to='alice@localhost/one' type='chat' id='5f3a9c1e'><body>hi</body></message>`)
+	var sink int
+	n := testing.AllocsPerRun(1000, func() {
+		for _, name := range [...]string{"to", "id", "type"} {
+			sink += len(attrBytes(raw, name))
+		}
+		if hasAttr(raw, "to") && attrEqualFold(raw, "to", "Alice@localhost/one") {
+			sink++
+		}
+		name, _ := elementName(raw)
+		sink += len(name)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per run, want 0", n)
+	}
+	if sink == 0 {
+		t.Fatal("nothing read")
+	}
+}
