@@ -11,7 +11,7 @@ import (
 // and the online 2.0 sessions of each account (contract section 5).
 type registry struct {
 	mu       sync.RWMutex
-	bound    map[string]int // full JID (lower case) -> sessions bound to it
+	bound    map[string]int // full JID (normJID: resource case kept) -> sessions bound to it
 	accounts map[string]*account
 }
 
@@ -44,13 +44,13 @@ func newRegistry() *registry {
 func (g *registry) bind(jid string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.bound[strings.ToLower(jid)]++
+	g.bound[normJID(jid)]++
 }
 
 func (g *registry) unbind(jid string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	k := strings.ToLower(jid)
+	k := normJID(jid)
 	if g.bound[k]--; g.bound[k] <= 0 {
 		delete(g.bound, k)
 	}
@@ -60,7 +60,7 @@ func (g *registry) unbind(jid string) {
 func (g *registry) isBound(jid string) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.bound[strings.ToLower(jid)] > 0
+	return g.bound[normJID(jid)] > 0
 }
 
 // online returns the account's delivery state if it has 2.0 sessions.

@@ -52,7 +52,7 @@ func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
 		ok   bool
 	}{
 		{"a to inside another attribute's value is not the to: no bounce for a bound recipient",
-			v.bounceOffline([]byte(hostileTo)) == nil},
+			bounceIfUnbound(v, []byte(hostileTo)) == nil},
 		{"a to inside another attribute's value is not the to: a 2.0 copy for this session is not taken for a rerouted one",
 			!reroutedFullJID([]byte(`<message id="x to='alice@localhost/two'" to='alice@localhost/one'><xmpp-2 xmlns='urn:xmpp:xmpp2:0'/></message>`), v.jid)},
 		{"a to inside another attribute's value is not the to: a presence with one is still broadcast",
@@ -64,9 +64,9 @@ func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
 		{"a hint names the real to and the whole id",
 			hinted && hint.to == "alice@localhost/one" && hint.id == "m1 to='alice@localhost/two'"},
 		{"entities in the value are resolved before routing compares",
-			v.bounceOffline([]byte(`<message to='bob&#64;localhost&#x2F;sn'/>`)) == nil},
+			bounceIfUnbound(v, []byte(`<message to='bob&#64;localhost&#x2F;sn'/>`)) == nil},
 		{"a > inside a quoted value does not end the tag: the to after it is read",
-			v.bounceOffline([]byte(`<message id='a>b' to='bob@localhost/gone'/>`)) != nil},
+			bounceIfUnbound(v, []byte(`<message id='a>b' to='bob@localhost/gone'/>`)) != nil},
 		{"the SM counter is read with its references resolved",
 			attrString([]byte(`<a xmlns='urn:xmpp:sm:3' h='1&#48;'/>`), "h") == "10"},
 		{"a missing attribute reads as empty and absent",
@@ -94,7 +94,7 @@ func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
 func TestAHostileIDNeitherMisroutesNorBreaksTheBounce(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
 	srv.registry.bind("bob@localhost/sn")
-	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
 
@@ -132,7 +132,7 @@ func TestTheBounceIsWellFormedWhateverTheIDHolds(t *testing.T) {
 		{"character references in the id", `<message id='&#x27;&#60;' to='bob@localhost/gone'/>`, `'<`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := v.bounceOffline([]byte(tc.raw))
+			b := bounceIfUnbound(v, []byte(tc.raw))
 			if b == nil {
 				t.Fatalf("no bounce for %s", tc.raw)
 			}

@@ -55,6 +55,9 @@ type relayLeg struct {
 	// set once the peer sent something since.
 	idleSet time.Time
 	heard   bool
+	// batch gathers what the reader forwards from the units that arrived
+	// together (coalesce); only the reader touches it.
+	batch []byte
 	// asked: the peer went silent for the idle timeout and was sent an
 	// <r/>; hearing anything from it clears it.
 	asked bool
@@ -334,9 +337,10 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 		if src.asked { // it answered: the full idle timeout again
 			src.asked, src.idleSet = false, time.Time{}
 		}
-		batch := bytes.Clone(r.keep(src, u))
-		batch, last, err := r.coalesce(src, batch)
-		if len(batch) > 0 && !r.send(dst, batch) {
+		out := r.keep(src, u)
+		src.batch = append(src.batch, out...) // a copy: out may be the framer's
+		last, err := r.coalesce(src)
+		if !r.flushBatch(src) {
 			return false
 		}
 		switch {
@@ -354,21 +358,36 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 // QueueSize x maxCoalesce bytes plus one oversized stanza.
 const maxCoalesce = 16 << 10
 
-// coalesce appends every further unit that is already complete in the read
-// buffer, so stanzas that arrived together cost one queue hand-off and one
-// write (one TLS record) instead of one each. It never waits for input.
-func (r *relay) coalesce(src *relayLeg, batch []byte) ([]byte, UnitKind, error) {
-	for len(batch) < maxCoalesce {
+// coalesce appends to src.batch every further unit that is already
+// complete in the read buffer, so stanzas that arrived together cost one
+// queue hand-off and one write (one TLS record) instead of one each. It
+// never waits for input.
+func (r *relay) coalesce(src *relayLeg) (UnitKind, error) {
+	for len(src.batch) < maxCoalesce {
 		u, ok, err := src.fr.TryNext()
 		if err != nil || !ok {
-			return batch, UnitElement, err
+			return UnitElement, err
 		}
 		if u.Kind == UnitStreamClose {
-			return batch, UnitStreamClose, nil
+			return UnitStreamClose, nil
 		}
-		batch = append(batch, r.keep(src, u)...)
+		out := r.keep(src, u) // before reading src.batch: keep may flush it
+		src.batch = append(src.batch, out...)
 	}
-	return batch, UnitElement, nil
+	return UnitElement, nil
+}
+
+// flushBatch queues what src's reader has gathered for the other leg. A
+// filter that sends something of its own to the other leg flushes first,
+// so that it goes after what came before it. It reports false once the
+// session is over.
+func (r *relay) flushBatch(src *relayLeg) bool {
+	if len(src.batch) == 0 {
+		return true
+	}
+	b := src.batch
+	src.batch = nil // the queue owns b now
+	return r.send(r.other(src), b)
 }
 
 // keep runs the session's filter on an element from src and returns what

@@ -7,27 +7,6 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
-// bounceOffline answers a message to a full JID of a served domain that
-// no session is bound to with <service-unavailable/>: it is delivered
-// nowhere and archived nowhere (contract section 5).
-func (v *session2) bounceOffline(raw []byte) []byte {
-	to := attrString(raw, "to")
-	bare, resource, full := strings.Cut(to, "/")
-	_, domain, _ := strings.Cut(bare, "@")
-	if !full || resource == "" || v.served == nil || !v.served(strings.ToLower(domain)) || v.bound(to) {
-		return nil
-	}
-	b := []byte("<message type='error' from='")
-	b = appendEscaped(b, to)
-	b = append(b, "' to='"...)
-	b = appendEscaped(b, v.jid)
-	if hasAttr(raw, "id") {
-		b = append(b, "' id='"...)
-		b = appendEscaped(b, attrString(raw, "id")) // resolved, then escaped for the quote used here
-	}
-	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
-}
-
 // route applies the 2.0 routing rules to a message that arrived on this
 // session's upstream leg: a 2.0-marked full-JID message the 1.0 server
 // rerouted to this resource is dropped, whether the server kept its `to`

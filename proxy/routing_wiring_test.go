@@ -40,7 +40,7 @@ func queued(l *relayLeg) []string {
 
 func TestAMessageToAnOfflineFullJIDIsAnsweredByTheProxyAndNeverGoesUpstream(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
-	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
 	if out := v.fromClient(r, []byte("<message to='alice@localhost/gone' id='b1' type='chat'><body>hi</body></message>")); out != nil {

@@ -36,6 +36,11 @@ type session2 struct {
 	bound func(jid string) bool
 	// abandoned: setup queries given up on, whose late answers are dropped.
 	abandoned *abandonedQueries
+	// probes are the questions to the server about full JIDs (online.go).
+	probes onlineProbes
+	// online, when set, replaces asking the server whether a full JID is
+	// online (tests).
+	online func(r *relay, to string) bool
 }
 
 // authenticate2 relays a SASL2 exchange to the upstream in RFC 6120
@@ -183,9 +188,9 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 		out = clampPriority(raw)
 	}
 	if string(name) == "message" {
-		if bounce := v.bounceOffline(raw); bounce != nil {
+		if to, check := v.fullJIDToCheck(raw); check && !v.isOnline(r, to) {
 			if _, ok := v.clientStanza(r, nil, false); ok {
-				v.toClient(r, bounce) // answered here, never upstream
+				v.toClient(r, v.bounce(raw, to)) // answered here, never upstream
 			}
 			return nil
 		}
@@ -213,7 +218,7 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	v.mu.Lock()
 	upSeq := v.sm.FromUpstream()
 	v.mu.Unlock()
-	if v.abandoned.late(name, raw) {
+	if v.abandoned.late(name, raw) || string(name) == "iq" && v.probes.answer(raw) {
 		v.upstreamHandled(upSeq)
 		return nil
 	}
