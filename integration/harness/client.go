@@ -41,6 +41,10 @@ type Login struct {
 	// Pipeline sends <authenticate/> right after the stream header, before
 	// the features arrive (after the TLS handshake with STARTTLS).
 	Pipeline bool
+	// ReadBuffer, when positive, sets the socket's receive buffer
+	// (SO_RCVBUF) right after connecting, so that a client that stops
+	// reading closes its TCP window after little data.
+	ReadBuffer int
 }
 
 // Client is a deliberately small classic (RFC 6120) XMPP client that works
@@ -78,6 +82,12 @@ func Dial(ctx context.Context, l Login) (*Client, error) {
 	conn, err := d.DialContext(ctx, "tcp", l.Addr)
 	if err != nil {
 		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok && l.ReadBuffer > 0 {
+		if err := tc.SetReadBuffer(l.ReadBuffer); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -472,6 +482,36 @@ func (c *Client) Close() error {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = c.Send("</stream:stream>")
 	return c.Conn.Close()
+}
+
+// Reset drops the connection abortively, as when a device loses its
+// network: no </stream:stream>, no TLS close_notify, and the peer gets a
+// TCP RST instead of a FIN (SO_LINGER 0).
+func (c *Client) Reset() error {
+	if tc := c.tcp(); tc != nil {
+		_ = tc.SetLinger(0)
+		return tc.Close()
+	}
+	return c.Conn.Close()
+}
+
+// SetReadBuffer resizes the receive buffer (SO_RCVBUF) of the socket.
+func (c *Client) SetReadBuffer(n int) error {
+	tc := c.tcp()
+	if tc == nil {
+		return fmt.Errorf("%T is not over TCP", c.Conn)
+	}
+	return tc.SetReadBuffer(n)
+}
+
+// tcp returns the TCP connection under TLS, or nil.
+func (c *Client) tcp() *net.TCPConn {
+	conn := c.Conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	tc, _ := conn.(*net.TCPConn)
+	return tc
 }
 
 // NewID returns a random stanza id.
