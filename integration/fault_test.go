@@ -470,6 +470,11 @@ func TestFaultReplacementByUserAgentIDWhileMessagesFlow(t *testing.T) {
 				account := "alice@" + domain
 				ua := "phone-" + harness.NewID()
 				bob := e.login(t, "bob")
+				// bob reads his socket, as a real client does: when the old
+				// session ends, ejabberd bounces its unacked warm-up back
+				// to him (9 MB), and a bob who never reads would stall his
+				// own stream, and so his series, behind it.
+				watch(t, "bob", bob)
 				// The warm-up has a minute; the series, sent once the
 				// new session is online, has seriesWait.
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

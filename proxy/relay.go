@@ -116,7 +116,9 @@ func (s *session) startRelay() bool {
 	s.relay = r
 	s.mu.Unlock()
 	for _, old := range replaced {
-		old.replaced()
+		// Ending it may wait on its own queues (its stream error, its
+		// upstream close): never on this session's start.
+		go old.replaced()
 	}
 	if s.ctx.Err() != nil { // shutdown raced with the handshake
 		s.handshakeFailed(context.Cause(s.ctx))
