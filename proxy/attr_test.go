@@ -98,16 +98,18 @@ func TestAHostileIDNeitherMisroutesNorBreaksTheBounce(t *testing.T) {
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
 
-	if out := v.fromClient(r, []byte(hostileTo)); out == nil {
-		t.Fatal("a message to an online full JID was not sent upstream")
+	v.fromClient(r, []byte(hostileTo))
+	if up := queued(&r.up); len(up) != 1 {
+		t.Fatalf("upstream got %q, want the message to an online full JID", up)
 	}
 	if got := queued(&r.client); len(got) != 0 {
 		t.Fatalf("the client got %q for a message to an online full JID", got)
 	}
 
 	const toOffline = `<message id="x to='bob@localhost/sn'" to='bob@localhost/gone' type='chat'><body>hi</body></message>`
-	if out := v.fromClient(r, []byte(toOffline)); out != nil {
-		t.Fatalf("a message to an offline full JID went upstream: %s", out)
+	v.fromClient(r, []byte(toOffline))
+	if up := queued(&r.up); len(up) != 0 {
+		t.Fatalf("a message to an offline full JID went upstream: %q", up)
 	}
 	got := queued(&r.client)
 	if len(got) != 1 {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/xml"
 	"strconv"
 	"strings"
@@ -149,15 +150,12 @@ func (v *session2) isOnline(r *relay, to string) bool {
 // it: what the client sent before goes upstream first, and what it sends
 // after waits.
 func (v *session2) onlineByServer(r *relay, to string) bool {
-	if !r.flushBatch(&r.client) {
-		return true
-	}
 	id, answer := v.probes.start()
 	defer v.probes.forget(id)
-	v.mu.Lock()
-	v.sm.ToUpstream()
-	v.mu.Unlock()
-	if !r.send(&r.up, appendDiscoInfo(nil, id, to)) {
+	v.upMu.Lock()
+	flushed := r.flushBatch(&r.client)
+	v.upMu.Unlock()
+	if !flushed || !v.sendOwnUpstream(r, appendDiscoInfo(nil, id, to)) {
 		return true
 	}
 	t := time.NewTimer(probeTimeout)
@@ -169,6 +167,26 @@ func (v *session2) onlineByServer(r *relay, to string) bool {
 		r.s.log.Debug("no answer from the server about a full JID; sending", "to", to)
 	case <-r.s.ctx.Done():
 	}
+	return true
+}
+
+// answerProbe answers another proxy's question (another instance, or
+// this one for a JID it did not know) about this session's full JID
+// itself: the session is online, and its client, which might answer a
+// disco#info it does not implement with <service-unavailable/> (RFC 6120
+// section 8.4), never sees the question. It reports whether raw was one.
+func (v *session2) answerProbe(r *relay, raw []byte) bool {
+	if string(attrBytes(raw, "type")) != "get" || !bytes.HasPrefix(attrBytes(raw, "id"), []byte(probeIDPrefix)) {
+		return false
+	}
+	b := []byte("<iq type='result' id='")
+	b = appendEscaped(b, attrString(raw, "id"))
+	if from := attrString(raw, "from"); from != "" {
+		b = append(b, "' to='"...)
+		b = appendEscaped(b, from)
+	}
+	b = append(b, "'/>"...)
+	v.sendOwnUpstream(r, b)
 	return true
 }
 

@@ -96,3 +96,24 @@ func probingSession(t *testing.T) (*session2, *relay) {
 	r.up.out.release()
 	return v, r
 }
+
+func TestAnotherProxysQuestionIsAnsweredForTheClient(t *testing.T) {
+	v, r := probingSession(t)
+	q := "<iq type='get' id='x2-online-5' from='carol@localhost/peer' to='" + alice1 + "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+	if out := v.fromUpstream(r, []byte(q)); out != nil {
+		t.Fatalf("the question went on to the client: %s", out)
+	}
+	if got := queued(&r.client); len(got) != 0 {
+		t.Fatalf("the client saw %q", got)
+	}
+	up := queued(&r.up)
+	if len(up) != 1 || up[0] != "<iq type='result' id='x2-online-5' to='carol@localhost/peer'/>" {
+		t.Fatalf("upstream got %q, want the result for carol", up)
+	}
+	// A client's own disco#info question is not the proxy's to answer.
+	mine := "<iq type='get' id='disco1' from='carol@localhost/peer'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+	v.fromUpstream(r, []byte(mine))
+	if got := queued(&r.client); len(got) != 1 || got[0] != mine {
+		t.Fatalf("the client got %q, want the question that is its own", got)
+	}
+}

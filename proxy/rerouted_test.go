@@ -103,8 +103,11 @@ func TestARerouted20MessageIsDroppedOnTheLegItLandsOn(t *testing.T) {
 	two := &relay{s: &session{srv: f.srv, log: f.x2.s.log, v2: &session2{sm: sm.New(sm.Config{}), jid: alice2}}}
 	two.s.v2.acc = joinAs(f.srv, alice2, two)
 	carol := &session2{sm: sm.New(sm.Config{}), jid: carolX2}
-	if out := carol.fromClient(&relay{s: &session{srv: f.srv, v2: carol}}, chat("", alice2, "m1", "")); out == nil {
-		t.Fatal("carol's message was not forwarded")
+	viaCarol := quietRelay(f.srv, nil, carolX2)
+	viaCarol.s.v2 = carol
+	carol.fromClient(viaCarol, chat("", alice2, "m1", ""))
+	if up := queued(&viaCarol.up); len(up) != 1 {
+		t.Fatalf("carol's message was not forwarded: upstream got %q", up)
 	}
 	// alice2 went away before the server delivered; ejabberd gave the
 	// copy to alice1, readdressed.

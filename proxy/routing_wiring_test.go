@@ -43,8 +43,9 @@ func TestAMessageToAnOfflineFullJIDIsAnsweredByTheProxyAndNeverGoesUpstream(t *t
 	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
-	if out := v.fromClient(r, []byte("<message to='alice@localhost/gone' id='b1' type='chat'><body>hi</body></message>")); out != nil {
-		t.Fatalf("forwarded upstream: %s", out)
+	v.fromClient(r, []byte("<message to='alice@localhost/gone' id='b1' type='chat'><body>hi</body></message>"))
+	if up := queued(&r.up); len(up) != 0 {
+		t.Fatalf("forwarded upstream: %q", up)
 	}
 	got := queued(&r.client)
 	if len(got) != 1 || !strings.Contains(got[0], "<service-unavailable") || !strings.Contains(got[0], "id='b1'") {

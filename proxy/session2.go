@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,8 +19,13 @@ import (
 // never put the client's and the server's counts out of step. The
 // bookkeeping is package sm's machine (clientsm.go wires it).
 type session2 struct {
-	mu  sync.Mutex
-	jid string
+	mu sync.Mutex
+	// upMu orders what goes upstream and counts there (XEP-0198): the
+	// client's stanzas and the proxy's own questions and answers. Each is
+	// numbered and queued under it, so the upstream counts them in the
+	// order they were numbered. Taken before mu, never while holding it.
+	upMu sync.Mutex
+	jid  string
 	// sm is the client leg's stream management, guarded by mu; it counts
 	// nothing on the client leg until the client enables it.
 	sm *sm.Machine
@@ -199,8 +205,33 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 		}
 		r.noteFullJIDSend(v.jid, raw)
 	}
-	out, _ = v.clientStanza(r, out, true)
-	return out
+	v.forward(r, out)
+	return nil
+}
+
+// forward numbers a client stanza for the upstream and queues it there,
+// after what the client sent before it (see upMu). Only the client reader
+// calls it.
+func (v *session2) forward(r *relay, out []byte) {
+	v.upMu.Lock()
+	defer v.upMu.Unlock()
+	if !r.flushBatch(&r.client) {
+		return
+	}
+	if out, ok := v.clientStanza(r, out, true); ok {
+		r.send(&r.up, bytes.Clone(out)) // out may be the framer's buffer
+	}
+}
+
+// sendOwnUpstream queues a stanza the proxy itself sends upstream (a
+// question about a full JID, an answer to one), numbered there.
+func (v *session2) sendOwnUpstream(r *relay, b []byte) bool {
+	v.upMu.Lock()
+	defer v.upMu.Unlock()
+	v.mu.Lock()
+	v.sm.ToUpstream()
+	v.mu.Unlock()
+	return r.send(&r.up, b)
 }
 
 // fromUpstream applies the upstream leg's stream management and queues
@@ -218,7 +249,7 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	v.mu.Lock()
 	upSeq := v.sm.FromUpstream()
 	v.mu.Unlock()
-	if v.abandoned.late(name, raw) || string(name) == "iq" && v.probes.answer(raw) {
+	if v.abandoned.late(name, raw) || string(name) == "iq" && (v.probes.answer(raw) || v.answerProbe(r, raw)) {
 		v.upstreamHandled(upSeq)
 		return nil
 	}
