@@ -131,6 +131,10 @@ func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
 			v.resuming <- *reply.Resumed
 			v.resuming = nil
 		}
+		if v.drained != nil && v.sm.Counts().InFlight == 0 {
+			close(v.drained)
+			v.drained = nil
+		}
 	}
 	v.mu.Unlock()
 	if toUp != nil {

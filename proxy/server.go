@@ -178,7 +178,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	s.detached.Close() // closes their upstream streams
 	for _, sess := range sessions {
-		sess.shutdown()
+		go sess.shutdown(ctx)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -199,7 +199,9 @@ func (s *session) drainUpstreamDial() {
 
 // shutdown ends the session gracefully: <system-shutdown/> to the client
 // and a closed stream upstream.
-func (s *session) shutdown() {
+// A 2.0 client first has what it sent acked upstream, within ctx (see
+// relay.shutdownDrained).
+func (s *session) shutdown(ctx context.Context) {
 	s.mu.Lock()
 	r := s.relay
 	s.mu.Unlock()
@@ -207,7 +209,7 @@ func (s *session) shutdown() {
 		s.cancel(errShutdown)
 		return
 	}
-	r.terminate(streamErr(CondSystemShutdown, "the proxy is shutting down"), true)
+	r.shutdownDrained(ctx)
 }
 
 // abort drops both legs at once, also after a shutdown that only woke

@@ -33,6 +33,9 @@ type session2 struct {
 	smID string
 	// resuming receives the resumption that waits for the upstream's ack.
 	resuming chan sm.Resumption
+	// drained is closed once no client stanza waits for the upstream's
+	// ack, when a shutdown waits for that.
+	drained chan struct{}
 	// acc is the account's delivery state, shared with its other 2.0
 	// sessions; set when the relay starts.
 	acc *account
