@@ -20,6 +20,9 @@ type parking struct {
 	// that each call allocates nothing.
 	tryOnce, tryUntil func(fd uintptr) bool
 	wouldBlock        bool // what the last readOnce saw
+	// quickAck: ack what is read at once (the upstream leg; see
+	// quickAckConn).
+	quickAck bool
 }
 
 // socketTarget is where a leg's socket bytes go first.
@@ -42,7 +45,8 @@ func newParking(sock net.Conn, rec *recordConn) *parking {
 	if err != nil {
 		return &parking{}
 	}
-	p := &parking{raw: raw, rec: rec}
+	_, upstream := sock.(*quickAckConn)
+	p := &parking{raw: raw, rec: rec, quickAck: upstream}
 	p.tryOnce, p.tryUntil = p.readOnce, p.readUntil
 	return p
 }
@@ -109,6 +113,9 @@ func (p *parking) read(fd uintptr) bool {
 		t.commit(0, io.EOF)
 	default:
 		t.commit(n, nil)
+		if p.quickAck {
+			quickAck(fd)
+		}
 	}
 	return true
 }

@@ -44,6 +44,7 @@ func (s *Server) dialUpstream(ctx context.Context, domain, lang string) (*upstre
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", ErrUpstream, s.cfg.Upstream, err)
 	}
+	conn = withQuickAck(conn)
 	// Reads during negotiation only watch the deadline; closing the socket
 	// when the session goes away unblocks them at once.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })

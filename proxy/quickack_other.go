@@ -1,0 +1,7 @@
+//go:build !linux
+
+package proxy
+
+const canQuickAck = false
+
+func quickAck(uintptr) {}
