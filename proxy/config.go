@@ -97,6 +97,10 @@ type TimeoutsConfig struct {
 	// metadata, catch-up, MUC joins): past it the session comes up without
 	// that part and reports it (<join-failed/>, complete='false').
 	SetupStep Duration `yaml:"setup_step"`
+	// Drain bounds a graceful shutdown (SIGTERM, SIGINT): sessions still
+	// open when it passes are dropped. Keep it below the time the process
+	// manager waits before SIGKILL.
+	Drain Duration `yaml:"drain"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in YAML.
@@ -142,6 +146,7 @@ func DefaultConfig() Config {
 			Close:        Duration(5 * time.Second),
 			Resume:       Duration(5 * time.Minute),
 			SetupStep:    Duration(10 * time.Second),
+			Drain:        Duration(10 * time.Second),
 		},
 		QueueSize: 32,
 	}
@@ -242,6 +247,7 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 		"timeouts.handshake": c.Timeouts.Handshake, "timeouts.write": c.Timeouts.Write,
 		"timeouts.upstream_dial": c.Timeouts.UpstreamDial, "timeouts.close": c.Timeouts.Close,
 		"timeouts.resume": c.Timeouts.Resume, "timeouts.setup_step": c.Timeouts.SetupStep,
+		"timeouts.drain": c.Timeouts.Drain,
 	} {
 		if d <= 0 {
 			bad(name, "must be positive")

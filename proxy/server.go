@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/sessioncache"
@@ -28,11 +29,18 @@ type Server struct {
 	detached *sessioncache.Cache[*relay]
 	registry *registry
 
+	// acceptRetry paces an accept loop after a failed accept.
+	acceptRetry acceptRetry
+	// quit is closed by Shutdown: it cuts an accept loop's backoff short,
+	// so that Shutdown does not wait for a retry that will never come.
+	quit     chan struct{}
+	quitOnce sync.Once
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	sessions  map[*session]struct{}
 	closing   bool
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // accept loops and sessions
 }
 
 // NewServer validates cfg and loads the client-facing certificate.
@@ -54,7 +62,8 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}, registry: newRegistry()}
+	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}, registry: newRegistry(),
+		acceptRetry: defaultAcceptRetry, quit: make(chan struct{})}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true
 	}
@@ -95,13 +104,27 @@ func (s *Server) listen(addr string, directTLS bool) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	s.mu.Lock()
-	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
+	if !s.serve(ln, directTLS) {
+		return fmt.Errorf("listen %s: %w", addr, net.ErrClosed)
+	}
 	s.log.Info("listening", "addr", ln.Addr().String(), "direct_tls", directTLS, "upstream", s.cfg.Upstream)
+	return nil
+}
+
+// serve registers ln and accepts from it in the background. It reports
+// false, having closed ln, once Shutdown has begun: the WaitGroup that
+// Shutdown waits on must not grow after that.
+func (s *Server) serve(ln net.Listener, directTLS bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		ln.Close()
+		return false
+	}
+	s.listeners = append(s.listeners, ln)
 	s.wg.Add(1)
 	go s.acceptLoop(ln, directTLS)
-	return nil
+	return true
 }
 
 // Addr returns the STARTTLS listener's address, or nil.
@@ -125,15 +148,35 @@ func (s *Server) listenerAddr(i int, configured bool) net.Addr {
 	return s.listeners[i].Addr()
 }
 
+// acceptLoop accepts until the listener is closed. A failed accept never
+// ends it: running out of descriptors (EMFILE, ENFILE) or a connection
+// reset before it was accepted (ECONNABORTED) passes once sessions end,
+// and a proxy that stopped accepting for good while it went on running
+// would be the worst outcome. So it retries with exponential backoff, as
+// net/http's Server.Serve does, and says so in the log without writing a
+// line per retry.
 func (s *Server) acceptLoop(ln net.Listener, directTLS bool) {
 	defer s.wg.Done()
+	var (
+		delay time.Duration
+		storm acceptStorm
+	)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("accept", "err", err)
+			if errors.Is(err, net.ErrClosed) || isClosed(s.quit) {
+				return
 			}
-			return
+			delay = s.acceptRetry.next(delay)
+			storm.failed(s.log, ln.Addr(), err, delay, s.acceptRetry.logEvery)
+			if !s.pause(delay) {
+				return
+			}
+			continue
+		}
+		if delay != 0 {
+			delay = 0
+			storm.recovered(s.log, ln.Addr())
 		}
 		sess := s.newSession(conn, directTLS)
 		if sess == nil {
@@ -142,6 +185,96 @@ func (s *Server) acceptLoop(ln net.Listener, directTLS bool) {
 		}
 		go sess.run()
 	}
+}
+
+// pause waits d, or less when Shutdown begins; it reports false then.
+func (s *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.quit:
+		return false
+	}
+}
+
+// acceptRetry is how an accept loop backs off after failed accepts.
+type acceptRetry struct {
+	min, max time.Duration // the first wait, and the cap on doubling it
+	logEvery time.Duration // at most one log line this often while failing
+}
+
+// defaultAcceptRetry follows net/http: 5 ms doubling up to 1 s. A second
+// is short next to a client's reconnect, and long enough that a process
+// out of descriptors does not spin on a listener that stays readable.
+var defaultAcceptRetry = acceptRetry{min: 5 * time.Millisecond, max: time.Second, logEvery: 10 * time.Second}
+
+// next returns the wait after a failed accept that followed a wait of d
+// (0 after a successful accept).
+func (r acceptRetry) next(d time.Duration) time.Duration {
+	if d == 0 {
+		return r.min
+	}
+	return min(2*d, r.max)
+}
+
+// acceptStorm counts the failed accepts since the last successful one, so
+// that a storm of them is logged when it starts, now and then while it
+// lasts, and when it ends, instead of once per retry.
+type acceptStorm struct {
+	failures int
+	lastErr  error
+	logged   time.Time
+}
+
+func (a *acceptStorm) failed(log *slog.Logger, addr net.Addr, err error, retry, logEvery time.Duration) {
+	a.failures++
+	a.lastErr = err
+	now := time.Now()
+	if a.failures > 1 && now.Sub(a.logged) < logEvery {
+		return
+	}
+	a.logged = now
+	// An unknown error is retried too, but it may mean the listener is
+	// broken for good: say so louder.
+	level := slog.LevelError
+	if temporaryAcceptError(err) {
+		level = slog.LevelWarn
+	}
+	msg := "accept failed; retrying"
+	if a.failures > 1 {
+		msg = "accept still failing; retrying"
+	}
+	log.Log(context.Background(), level, msg, "addr", addr.String(), "err", err, "failures", a.failures, "retry_in", retry)
+}
+
+func (a *acceptStorm) recovered(log *slog.Logger, addr net.Addr) {
+	log.Info("accepting again", "addr", addr.String(), "failures", a.failures, "last_err", a.lastErr)
+	*a = acceptStorm{}
+}
+
+// temporaryAcceptError reports whether err is one that passes by itself:
+// what net/http's Server.Serve retries (a net.Error that is a timeout or
+// says it is temporary, which covers EMFILE, ENFILE and ECONNABORTED),
+// plus the kernel's other out-of-memory answers.
+func temporaryAcceptError(err error) bool {
+	// Temporary is deprecated on net.Error for being ill-defined, but
+	// for accept it is exactly the list of errors worth retrying.
+	var tmp interface{ Temporary() bool }
+	if errors.As(err, &tmp) && tmp.Temporary() {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // newSession registers a session, or returns nil when shutting down.
@@ -164,9 +297,18 @@ func (s *Server) sessionDone(sess *session) {
 	s.wg.Done()
 }
 
+// abortGrace bounds how long Shutdown waits, once ctx has expired and every
+// session left was aborted, for their goroutines to see their sockets
+// closed and end. Only a session stuck in a way that closing its sockets
+// cannot undo would use it up.
+const abortGrace = 2 * time.Second
+
 // Shutdown stops accepting, sends every client <system-shutdown/>, closes
 // every upstream stream, and waits for the sessions to end or ctx to expire,
-// after which it drops the rest.
+// after which it drops the rest. It returns within ctx's deadline plus
+// abortGrace: sessions are told to end concurrently, so a client that does
+// not read, which blocks the telling for up to the write timeout, holds up
+// neither the others nor Shutdown.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -175,22 +317,48 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sessions = append(sessions, sess)
 	}
 	s.mu.Unlock()
+	s.quitOnce.Do(func() { close(s.quit) })
 	s.closeListeners()
-	s.detached.Close() // closes their upstream streams
+
+	// One goroutine per session: most return at once (ending is queued
+	// for the session's own writers), so few run at the same time, and a
+	// pool would let as many stalled clients as it has workers delay all
+	// the others.
+	var telling sync.WaitGroup
+	telling.Go(s.detached.Close) // closes their upstream streams
 	for _, sess := range sessions {
-		go sess.shutdown(ctx)
+		telling.Go(func() { sess.shutdown(ctx) })
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		telling.Wait()
+		s.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		for _, sess := range sessions {
-			sess.abort(ctx.Err())
-		}
-		<-done
+	}
+	s.mu.Lock()
+	left := len(s.sessions)
+	s.mu.Unlock()
+	s.log.Warn("shutdown deadline passed; dropping the sessions left", "sessions", left)
+	// Aborting ends a telling blocked on a session's queue too: it waits
+	// on the session's context.
+	for _, sess := range sessions {
+		sess.abort(ctx.Err())
+	}
+	grace := time.NewTimer(abortGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
 		return ctx.Err()
+	case <-grace.C:
+		s.mu.Lock()
+		left = len(s.sessions)
+		s.mu.Unlock()
+		return fmt.Errorf("%d sessions did not end when aborted: %w", left, ctx.Err())
 	}
 }
 
@@ -203,15 +371,28 @@ func (s *Server) closeListeners() {
 }
 
 // ListenAndServe starts the server and runs until ctx is done, then shuts
-// down gracefully within the close timeout.
+// down gracefully within the drain timeout (timeouts.drain).
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
+	return s.drainAfter(ctx)
+}
+
+// drainAfter waits for ctx to end, then shuts down with the drain timeout
+// as the deadline. The deadline is its own setting, not derived from the
+// close or write timeouts: it is how long an orchestrator waits between
+// SIGTERM and SIGKILL that bounds it.
+func (s *Server) drainAfter(ctx context.Context) error {
 	<-ctx.Done()
-	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Duration(s.cfg.Timeouts.Close))
+	drain := time.Duration(s.cfg.Timeouts.Drain)
+	s.log.Info("shutting down", "drain", drain)
+	shutCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	return s.Shutdown(shutCtx)
+	if err := s.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: sessions left after the drain timeout (%s) were dropped: %w", drain, err)
+	}
+	return nil
 }
 
 func newStreamID() string {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -49,6 +50,10 @@ func TestCheckConfigNamesTheBadFieldAndLine(t *testing.T) {
 		{"missing upstream is named", "domains: [x]\nallow_plaintext: true\n", []string{"upstream: is required"}},
 		{"missing domains is named", "upstream: a:1\nallow_plaintext: true\n", []string{"domains"}},
 		{"no TLS and no plaintext is refused", "upstream: a:1\ndomains: [x]\n", []string{"allow_plaintext"}},
+		{"bad drain timeout names the line", "upstream: a:1\ndomains: [x]\nallow_plaintext: true\ntimeouts:\n  drain: later\n", []string{"[5:", "later"}},
+		{"zero drain timeout is named", "upstream: a:1\ndomains: [x]\nallow_plaintext: true\ntimeouts:\n  drain: 0s\n", []string{"timeouts.drain: must be positive"}},
+		{"negative drain timeout is named", "upstream: a:1\ndomains: [x]\nallow_plaintext: true\ntimeouts:\n  drain: -5s\n", []string{"timeouts.drain: must be positive"}},
+		{"misspelt drain key names key and line", "upstream: a:1\ndomains: [x]\nallow_plaintext: true\ntimeouts:\n  drian: 5s\n", []string{"[5:3]", "drian"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,6 +94,60 @@ func TestServeFlagsWinOverTheConfigFile(t *testing.T) {
 	}
 	if cfg.Listen != ":5222" {
 		t.Errorf("listen = %q, want the default", cfg.Listen)
+	}
+}
+
+func TestDrainTimeoutComesFromTheFileOrTheFlag(t *testing.T) {
+	const base = "upstream: a:1\ndomains: [x]\nallow_plaintext: true\n"
+	tests := []struct {
+		name string
+		yaml string // "" for no config file
+		args []string
+		want time.Duration
+	}{
+		{"default", base, nil, 10 * time.Second},
+		{"file", base + "timeouts:\n  drain: 45s\n", nil, 45 * time.Second},
+		{"flag wins over the file", base + "timeouts:\n  drain: 45s\n", []string{"--drain-timeout", "3s"}, 3 * time.Second},
+		{"flag without a file", "", []string{"--upstream", "a:1", "--domain", "x", "--allow-plaintext", "--drain-timeout", "2m"}, 2 * time.Minute},
+		{"other flags keep the file's value", base + "timeouts:\n  drain: 45s\n", []string{"--log-level", "debug"}, 45 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := newServeCmd()
+			var f serveFlags
+			cmd.ResetFlags()
+			f.register(cmd.Flags())
+			args := tc.args
+			if tc.yaml != "" {
+				args = append([]string{"--config", writeFile(t, tc.yaml)}, args...)
+			}
+			if err := cmd.Flags().Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := f.load(cmd.Flags())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Duration(cfg.Timeouts.Drain); got != tc.want {
+				t.Errorf("drain = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDrainTimeoutFlagRejectsABadDuration(t *testing.T) {
+	cmd := newServeCmd()
+	var f serveFlags
+	cmd.ResetFlags()
+	f.register(cmd.Flags())
+	if err := cmd.Flags().Parse([]string{"--drain-timeout", "soon"}); err == nil || !strings.Contains(err.Error(), "drain-timeout") {
+		t.Fatalf("parse: %v, want an error naming --drain-timeout", err)
+	}
+	if err := cmd.Flags().Parse([]string{"--upstream", "a:1", "--domain", "x", "--allow-plaintext", "--drain-timeout", "0s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.load(cmd.Flags()); err == nil || !strings.Contains(err.Error(), "timeouts.drain") {
+		t.Fatalf("load: %v, want timeouts.drain refused", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -31,6 +32,8 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flags.Key, "key", "", "PEM private key for client TLS")
 	fs.BoolVar(&f.flags.AllowPlaintext, "allow-plaintext", false, "let clients authenticate without TLS")
 	fs.StringVar(&f.flags.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	fs.DurationVar((*time.Duration)(&f.flags.Timeouts.Drain), "drain-timeout", time.Duration(d.Timeouts.Drain),
+		"on SIGTERM or SIGINT, how long sessions get to end before they are dropped (timeouts.drain)")
 }
 
 // load decodes the config file (if any) and applies the flags that were
@@ -54,6 +57,7 @@ func (f *serveFlags) load(fs *pflag.FlagSet) (proxy.Config, error) {
 		"key":               func() { cfg.Key = f.flags.Key },
 		"allow-plaintext":   func() { cfg.AllowPlaintext = f.flags.AllowPlaintext },
 		"log-level":         func() { cfg.LogLevel = f.flags.LogLevel },
+		"drain-timeout":     func() { cfg.Timeouts.Drain = f.flags.Timeouts.Drain },
 	}
 	fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
