@@ -338,7 +338,9 @@ func (s *session) openClientStream() error {
 		return streamErr(CondHostUnknown, "the domain changed on stream restart")
 	}
 	s.domain, s.lang = domain, h.lang
-	if s.upCh == nil {
+	// One upstream connection per session: the restarts after STARTTLS
+	// and SASL keep the one already dialed.
+	if s.upCh == nil && s.up == nil {
 		s.upCh = make(chan upstreamResult, 1)
 		// The dial gets its own copies: the stream fields are rewritten
 		// on every restart while it runs.

@@ -1072,3 +1072,12 @@ func TestSlowClientIsDisconnectedInsteadOfBuffered(t *testing.T) {
 	up.waitClosed(t)
 	waitSessions(t, srv, 0)
 }
+
+func TestAClassicSessionHoldsOneUpstreamConnection(t *testing.T) {
+	t.Parallel()
+	srv, _, _ := setup(t, nil) // logged in and bound
+	r := relayOf(t, srv)
+	if r.s.upCh != nil {
+		t.Fatal("the stream restart after SASL dialed the upstream a second time")
+	}
+}
