@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/internal/demo"
 )
 
 //go:embed ejabberd.yml.tmpl
@@ -160,7 +162,7 @@ func (e *Ejabberd) Register(user, password string) error {
 
 // Log implements Server.
 func (e *Ejabberd) Log() string {
-	return tail(filepath.Join(e.dir, "logs", "ejabberd.log"), 4000) + tail(filepath.Join(e.dir, "logs", "error.log"), 2000)
+	return demo.Tail(filepath.Join(e.dir, "logs", "ejabberd.log"), 4000) + demo.Tail(filepath.Join(e.dir, "logs", "error.log"), 2000)
 }
 
 // Stop implements Server. It asks ejabberd to stop, waits for its ports to

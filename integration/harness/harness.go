@@ -8,7 +8,6 @@ package harness
 
 import (
 	"net"
-	"os"
 	"strconv"
 )
 
@@ -53,16 +52,5 @@ func (l *loopback) DirectTLSAddr() string { return net.JoinHostPort("127.0.0.1",
 
 // MUCService implements Server.
 func (l *loopback) MUCService() string { return "conference." + l.domain }
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -151,7 +151,7 @@ func (p *Prosody) Register(user, password string) error {
 // Log returns the tail of Prosody's log and of its standard output, for
 // error reports.
 func (p *Prosody) Log() string {
-	return tail(filepath.Join(p.dir, "prosody.log"), 4000) + tail(filepath.Join(p.dir, "stdout.log"), 2000)
+	return Tail(filepath.Join(p.dir, "prosody.log"), 4000) + Tail(filepath.Join(p.dir, "stdout.log"), 2000)
 }
 
 // Stop interrupts Prosody, kills it if it has not exited within 10
@@ -172,7 +172,9 @@ func (p *Prosody) Stop() error {
 	return nil
 }
 
-func tail(path string, n int) string {
+// Tail returns the last n bytes of the file at path, or why it cannot:
+// the end of a server's log, for an error message.
+func Tail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
