@@ -102,15 +102,48 @@ func TestSASL2WrongPasswordIsAFailureWithTheUpstreamCondition(t *testing.T) {
 	})
 }
 
+// configVersionRE finds the XEP-0509 token in pre-auth features.
+var configVersionRE = regexp.MustCompile(`<config-version xmlns='urn:xmpp:iap:0' scheme='opaque' value='([^']+)'/>`)
+
+// TestSASL2AuthenticatePipelinedBeforeFeatures pipelines as XEP-0509 has
+// it: the first session learns the config version, the next pipelines
+// <authenticate/> carrying it and is online, and one carrying a stale
+// version is refused with <config-version-mismatch/>.
 func TestSASL2AuthenticatePipelinedBeforeFeatures(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		e := startProxy(t, srv)
-		c := e.login2(t, "bob", func(l *harness.Login) {
+		pipelined := func(l *harness.Login) {
 			l.DirectTLS, l.Pipeline = true, true
 			l.Addr = e.proxy.DirectTLSAddr().String()
-		})
+		}
+		c := e.login2(t, "bob", pipelined)
 		if !resourceRE.MatchString(c.JID) {
 			t.Fatalf("pipelined login bound %q", c.JID)
+		}
+		m := configVersionRE.FindSubmatch(c.PreAuthFeatures)
+		if m == nil {
+			t.Fatalf("pre-auth features lack the XEP-0509 <config-version/>:\n%s", c.PreAuthFeatures)
+		}
+		withVersion := func(v string) func(*harness.Login) {
+			return func(l *harness.Login) {
+				l.Inline = bind2SM + "<config-version xmlns='urn:xmpp:iap:0' scheme='opaque' value='" + v + "'/>"
+			}
+		}
+		// STARTTLS and direct TLS offer the same features, so the same token.
+		c = e.login2(t, "bob", withVersion(string(m[1])), func(l *harness.Login) { l.Pipeline = true })
+		if !resourceRE.MatchString(c.JID) {
+			t.Fatalf("pipelined login with the current config version bound %q", c.JID)
+		}
+		l := harness.Login{Domain: domain, User: "bob", Password: password, Mechanism: "SCRAM-SHA-1",
+			TLS: e.cert.ClientConfig(domain), SASL2: true}
+		pipelined(&l)
+		withVersion("c3RhbGU")(&l)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_, err := harness.Dial(ctx, l)
+		var se *harness.SASLError
+		if !errors.As(err, &se) || se.Condition != "config-version-mismatch" {
+			t.Fatalf("pipelined login with a stale config version: %v, want <config-version-mismatch/>", err)
 		}
 	})
 }

@@ -38,6 +38,9 @@ type session struct {
 	// handshakeDeadline bounds negotiation, authentication and setup.
 	handshakeDeadline time.Time
 	headerSent        bool // the proxy's header for the current client stream
+	// configVersion is the XEP-0509 token advertised on the current
+	// client stream, or "" when it offered no SASL2.
+	configVersion string
 
 	upCh chan upstreamResult
 	up   *upstreamLeg
@@ -285,6 +288,13 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 				return false, err
 			}
 		case start.Name.Space == nsSASL2 && start.Name.Local == "authenticate":
+			if s.configVersion != "" && configVersionMismatch(u.Raw, s.configVersion) {
+				// Refused before anything goes upstream (XEP-0509).
+				if err := s.writeClient(configVersionFailure()); err != nil {
+					return false, err
+				}
+				continue
+			}
 			ok, err := s.authenticate2(u.Raw, deadline)
 			if err != nil || ok {
 				return false, err
@@ -368,7 +378,11 @@ func (s *session) upstream() (*upstreamLeg, error) {
 	return r.up, nil
 }
 
+// preAuthFeatures renders the features of a pre-auth stream. Where SASL2
+// is offered, the XEP-0509 <config-version/> comes last, its token taken
+// over everything before it.
 func (s *session) preAuthFeatures() ([]byte, error) {
+	s.configVersion = ""
 	b := []byte("<stream:features>")
 	if !s.secure && s.srv.tls != nil {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
@@ -390,6 +404,8 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 		}
 		b = append(b, "</mechanisms>"...)
 		b = append(b, sasl2Advertisement(up.mechanisms)...)
+		s.configVersion = configVersion(b)
+		b = appendConfigVersion(b, s.configVersion)
 	}
 	return append(b, "</stream:features>"...), nil
 }
