@@ -1,17 +1,17 @@
 package proxy
 
 import (
-	"bytes"
+	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
 )
 
 // Upstream TLS modes.
@@ -43,6 +43,9 @@ type Config struct {
 	AllowPlaintext bool `yaml:"allow_plaintext"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (logfmt, for people and grep) or json (one
+	// object per line, for log shippers).
+	LogFormat string `yaml:"log_format"`
 	// Secret keys the hash in Bind2 resources (tag.HASH), so a device keeps
 	// its resource across proxy restarts; random per process when empty.
 	Secret string `yaml:"secret"`
@@ -53,6 +56,10 @@ type Config struct {
 	// QueueSize is the number of stanzas buffered per direction before the
 	// reader of the other leg waits (backpressure).
 	QueueSize int `yaml:"queue_size"`
+
+	// src is where each key was set, for problems to name; nil for a
+	// Config built in code.
+	src *configSource
 }
 
 // LimitsConfig bounds client input; all checked before any XML decoding.
@@ -106,18 +113,6 @@ type TimeoutsConfig struct {
 // Duration is a time.Duration written as "30s" or "5m" in YAML.
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string; a bad one is reported with
-// its line and column, like every other decoding error.
-func (d *Duration) UnmarshalYAML(node ast.Node) error {
-	v, err := time.ParseDuration(strings.Trim(node.String(), `"'`))
-	if err != nil {
-		pos := node.GetToken().Position
-		return fmt.Errorf("[%d:%d] %w", pos.Line, pos.Column, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
 // MarshalText writes the duration as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
@@ -128,6 +123,7 @@ func DefaultConfig() Config {
 		Listen:      ":5222",
 		UpstreamTLS: UpstreamTLSStartTLS,
 		LogLevel:    "info",
+		LogFormat:   LogFormatText,
 		Limits: LimitsConfig{
 			MaxStanzaBytes:  256 << 10,
 			MaxPreauthBytes: 10000,
@@ -152,111 +148,392 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfigFile decodes a YAML file over the defaults. Decoding is strict:
-// an unknown key or a value of the wrong type is an error naming the key and
-// its line.
-func LoadConfigFile(path string) (Config, error) {
-	cfg := DefaultConfig()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict(), yaml.DisallowUnknownField())
-	// io.EOF: an empty file means "all defaults".
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
-	}
-	return cfg, nil
+// Log formats.
+const (
+	LogFormatText = "text" // logfmt: key=value pairs, for people and grep
+	LogFormatJSON = "json" // one JSON object per line, for log shippers
+)
+
+// ConfigProblem is one thing wrong with a configuration.
+type ConfigProblem struct {
+	// Key is the YAML key ("limits.max_depth"); empty for the file as a
+	// whole (a syntax error).
+	Key string
+	// Where is where the value came from: "line 3" or "flag --listen";
+	// empty for a default or a key that is missing.
+	Where string
+	// Msg says what is wrong, in the file's terms.
+	Msg string
 }
 
-// Validate reports every problem with the configuration, one per line.
+// Error renders the problem as "key (line 3): message".
+func (p ConfigProblem) Error() string {
+	switch {
+	case p.Key == "" && p.Where == "":
+		return p.Msg
+	case p.Key == "":
+		return p.Where + ": " + p.Msg
+	case p.Where == "":
+		return p.Key + ": " + p.Msg
+	}
+	return p.Key + " (" + p.Where + "): " + p.Msg
+}
+
+// line is the file line the problem is on, or MaxInt for none.
+func (p ConfigProblem) line() int {
+	var n int
+	if _, err := fmt.Sscanf(p.Where, "line %d", &n); err != nil {
+		return math.MaxInt
+	}
+	return n
+}
+
+// ConfigError lists everything wrong with a configuration, one problem per
+// cause: a key whose value cannot be decoded is not checked again, and no
+// check reports a key only because another one is wrong.
+type ConfigError struct {
+	// File is the config file's path, or empty for flags alone.
+	File     string
+	Problems []ConfigProblem
+}
+
+// Error names the file once, then each problem on a line of its own.
+func (e *ConfigError) Error() string {
+	prefix := "config: "
+	if e.File != "" {
+		prefix = e.File + ": "
+	}
+	if len(e.Problems) == 1 {
+		return prefix + e.Problems[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s%d problems:", prefix, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(strings.ReplaceAll(p.Error(), "\n", "\n  "))
+	}
+	return b.String()
+}
+
+// configErr returns nil for no problems: never a nil *ConfigError, which
+// would be a non-nil error.
+func configErr(file string, problems []ConfigProblem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ConfigError{File: file, Problems: problems}
+}
+
+// SetOrigin records that key was set other than by the file (by a flag:
+// "flag --upstream"), so that a problem with it names that. The value
+// given there is the one checked from now on, even if the file's was
+// wrong (that is still reported, as the file's problem).
+func (c *Config) SetOrigin(key, origin string) {
+	if c.src == nil {
+		c.src = &configSource{origins: map[string]string{}, broken: map[string]bool{}}
+	}
+	for k := range c.src.origins {
+		if strings.HasPrefix(k, key+"[") { // a list's items, set by the file
+			delete(c.src.origins, k)
+		}
+	}
+	c.src.origins[key] = origin
+	delete(c.src.broken, key)
+}
+
+func (c *Config) origin(key string) string {
+	if c.src == nil {
+		return ""
+	}
+	return c.src.origins[key]
+}
+
+func (c *Config) broken(key string) bool { return c.src != nil && c.src.broken[key] }
+
+// LoadConfig is what serve and check-config both run before anything
+// listens, so that a configuration check-config accepts starts: the
+// defaults, the YAML file at path (none when empty) over them, override
+// (the command line's flags, which win) over that, then Check. It returns
+// the configuration and the client-facing TLS config loaded from cert and
+// key (nil without them). The error is a *ConfigError listing every
+// problem, or the file's read error.
+func LoadConfig(path string, override func(*Config)) (Config, *tls.Config, error) {
+	cfg := DefaultConfig()
+	var problems []ConfigProblem
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg, err = ParseConfig(data)
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			problems = ce.Problems
+		}
+		if cfg.src.fatal {
+			// Nothing in the file counts: checking would only report as
+			// missing what the file may well set.
+			return cfg, nil, configErr(path, problems)
+		}
+	}
+	if override != nil {
+		override(&cfg)
+	}
+	tlsConfig, err := cfg.Check()
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		problems = append(problems, ce.Problems...)
+	}
+	// In the file's order, so the operator can fix them top to bottom;
+	// keys that are missing or set by flags come last.
+	slices.SortStableFunc(problems, func(a, b ConfigProblem) int { return cmp.Compare(a.line(), b.line()) })
+	return cfg, tlsConfig, configErr(path, problems)
+}
+
+// Check runs every check the proxy needs before it listens: Validate,
+// then loading the certificate and key. It returns the client-facing TLS
+// config, nil without a certificate. NewServer runs it too, so a
+// configuration that passes check-config is one that serve starts with.
+func (c *Config) Check() (*tls.Config, error) {
+	k := configChecker{c: c}
+	k.validate()
+	var tlsConfig *tls.Config
+	if c.Cert != "" && c.Key != "" && !k.failed("cert") && !k.failed("key") {
+		tlsConfig = k.loadCertificate()
+	}
+	return tlsConfig, configErr("", k.problems)
+}
+
+// Validate reports every problem with the configuration's values, without
+// reading any file; Check adds loading the certificate.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	k := configChecker{c: c}
+	k.validate()
+	return configErr("", k.problems)
+}
+
+// configChecker collects the problems of one configuration.
+type configChecker struct {
+	c        *Config
+	problems []ConfigProblem
+	reported map[string]bool
+}
+
+// bad reports a problem with key, unless decoding already reported it.
+func (k *configChecker) bad(key, format string, args ...any) {
+	k.badAt(key, k.c.origin(key), format, args...)
+}
+
+// badAt reports a problem with key, set where (a list item's line).
+func (k *configChecker) badAt(key, where, format string, args ...any) {
+	if k.c.broken(key) {
+		return
 	}
-	checkAddr := func(field, addr string, required bool) {
-		if addr == "" {
-			if required {
-				bad(field, "is required")
-			}
-			return
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(field, "%q is not HOST:PORT: %v", addr, err)
+	if k.reported == nil {
+		k.reported = map[string]bool{}
+	}
+	k.reported[key] = true
+	k.problems = append(k.problems, ConfigProblem{Key: key, Where: where, Msg: fmt.Sprintf(format, args...)})
+}
+
+// failed reports whether key is wrong already: a check that compares
+// another key with it skips the comparison rather than blame the other.
+func (k *configChecker) failed(key string) bool { return k.c.broken(key) || k.reported[key] }
+
+// mention names a key and where it was set, for a message about another.
+func (k *configChecker) mention(key string) string {
+	if w := k.c.origin(key); w != "" {
+		return key + " (" + w + ")"
+	}
+	return key
+}
+
+func (k *configChecker) validate() {
+	c := k.c
+	if c.Listen != "" {
+		if err := checkListenAddr(c.Listen); err != nil {
+			k.bad("listen", "%v", err)
 		}
 	}
-	checkAddr("listen", c.Listen, false)
-	checkAddr("direct_tls_listen", c.DirectTLSListen, false)
-	checkAddr("upstream", c.Upstream, true)
+	if c.DirectTLSListen != "" {
+		if err := checkListenAddr(c.DirectTLSListen); err != nil {
+			k.bad("direct_tls_listen", "%v", err)
+		}
+	}
 	if c.Listen == "" && c.DirectTLSListen == "" {
-		bad("listen", "one of listen and direct_tls_listen is required")
+		k.bad("listen", "is empty, and so is direct_tls_listen: nothing would listen")
+	}
+	if c.Upstream == "" {
+		k.bad("upstream", "is required (the XMPP server's client address, HOST:PORT)")
+	} else if err := checkUpstreamAddr(c.Upstream); err != nil {
+		k.bad("upstream", "%v", err)
 	}
 	switch c.UpstreamTLS {
 	case UpstreamTLSNone, UpstreamTLSStartTLS, UpstreamTLSDirect:
 	default:
-		bad("upstream_tls", "%q is not one of none, starttls, tls", c.UpstreamTLS)
+		k.bad("upstream_tls", "%q is not one of none, starttls, tls", c.UpstreamTLS)
 	}
 	if len(c.Domains) == 0 {
-		bad("domains", "at least one domain is required")
+		k.bad("domains", "is required (the XMPP domains served, like [example.org])")
 	}
-	for _, d := range c.Domains {
-		if d == "" || strings.ContainsAny(d, "@/ ") {
-			bad("domains", "%q is not a domain", d)
+	for i, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, "@/ \t") {
+			where := c.origin(fmt.Sprintf("domains[%d]", i))
+			if where == "" {
+				where = c.origin("domains")
+			}
+			k.badAt("domains", where, "%q is not a domain", d)
 		}
 	}
-	if (c.Cert == "") != (c.Key == "") {
-		bad("cert", "cert and key go together")
-	}
-	if c.Cert == "" && c.DirectTLSListen != "" {
-		bad("direct_tls_listen", "needs cert and key")
-	}
-	if c.Cert == "" && !c.AllowPlaintext {
-		bad("cert", "without cert and key clients can only log in with allow_plaintext")
-	}
+	k.validateTLS()
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
-		bad("log_level", "%v", err)
+		k.bad("log_level", "%v", err)
 	}
-	c.validateLimits(bad)
-	return errors.Join(errs...)
+	if c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
+		k.bad("log_format", "%q is not one of text, json", c.LogFormat)
+	}
+	k.validateLimits()
+	k.validateTimeouts()
+	if c.QueueSize < 1 {
+		k.bad("queue_size", "%d is below 1", c.QueueSize)
+	}
 }
 
-func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
-	if c.Limits.MaxStanzaBytes < 4096 {
-		bad("limits.max_stanza_bytes", "%d is below 4096", c.Limits.MaxStanzaBytes)
+// validateTLS reports a missing certificate or key once, by what needs it.
+func (k *configChecker) validateTLS() {
+	c := k.c
+	switch {
+	case c.Cert != "" && c.Key == "":
+		k.bad("key", "is required with %s", k.mention("cert"))
+	case c.Key != "" && c.Cert == "":
+		k.bad("cert", "is required with %s", k.mention("key"))
+	case c.Cert == "" && c.DirectTLSListen != "":
+		k.bad("cert", "is required, with key, by %s", k.mention("direct_tls_listen"))
+	case c.Cert == "" && !c.AllowPlaintext && !k.failed("allow_plaintext"):
+		k.bad("cert", "is required, with key; without TLS clients can log in only with allow_plaintext: true (for loopback)")
 	}
-	if c.Limits.MaxPreauthBytes < 1024 || c.Limits.MaxPreauthBytes > c.Limits.MaxStanzaBytes {
-		bad("limits.max_preauth_bytes", "%d must be between 1024 and max_stanza_bytes", c.Limits.MaxPreauthBytes)
+}
+
+// loadCertificate reads cert and key, naming the one that fails.
+func (k *configChecker) loadCertificate() *tls.Config {
+	c := k.c
+	certPEM, err := os.ReadFile(c.Cert)
+	if err != nil {
+		k.bad("cert", "%v", err)
 	}
-	if c.Limits.MaxDepth < 8 {
-		bad("limits.max_depth", "%d is below 8", c.Limits.MaxDepth)
+	keyPEM, kerr := os.ReadFile(c.Key)
+	if kerr != nil {
+		k.bad("key", "%v", kerr)
 	}
-	if c.Limits.MaxDetachedSessions < 1 {
-		bad("limits.max_detached_sessions", "must be at least 1")
+	if err != nil || kerr != nil {
+		return nil
 	}
-	if c.Limits.MaxDetachedPerAccount < 1 || c.Limits.MaxDetachedPerAccount > c.Limits.MaxDetachedSessions {
-		bad("limits.max_detached_per_account", "%d must be between 1 and max_detached_sessions", c.Limits.MaxDetachedPerAccount)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		k.bad("cert", "does not load with %s: %v", k.mention("key"), err)
+		return nil
 	}
-	if c.Limits.MaxCatchup < 1 {
-		bad("limits.max_catchup", "must be at least 1")
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+}
+
+func (k *configChecker) validateLimits() {
+	l := k.c.Limits
+	if l.MaxStanzaBytes < 4096 {
+		k.bad("limits.max_stanza_bytes", "%d is below 4096", l.MaxStanzaBytes)
 	}
-	if c.Limits.MaxUnacked < 16 {
-		bad("limits.max_unacked", "%d is below 16", c.Limits.MaxUnacked)
+	switch {
+	case l.MaxPreauthBytes < 1024:
+		k.bad("limits.max_preauth_bytes", "%d is below 1024", l.MaxPreauthBytes)
+	case !k.failed("limits.max_stanza_bytes") && l.MaxPreauthBytes > l.MaxStanzaBytes:
+		k.bad("limits.max_preauth_bytes", "%d is above %s, %d", l.MaxPreauthBytes, k.mention("limits.max_stanza_bytes"), l.MaxStanzaBytes)
 	}
-	for name, d := range map[string]Duration{
-		"timeouts.handshake": c.Timeouts.Handshake, "timeouts.write": c.Timeouts.Write,
-		"timeouts.upstream_dial": c.Timeouts.UpstreamDial, "timeouts.close": c.Timeouts.Close,
-		"timeouts.resume": c.Timeouts.Resume, "timeouts.setup_step": c.Timeouts.SetupStep,
-		"timeouts.drain": c.Timeouts.Drain,
+	if l.MaxDepth < 8 {
+		k.bad("limits.max_depth", "%d is below 8", l.MaxDepth)
+	}
+	if l.MaxDetachedSessions < 1 {
+		k.bad("limits.max_detached_sessions", "%d is below 1", l.MaxDetachedSessions)
+	}
+	switch {
+	case l.MaxDetachedPerAccount < 1:
+		k.bad("limits.max_detached_per_account", "%d is below 1", l.MaxDetachedPerAccount)
+	case !k.failed("limits.max_detached_sessions") && l.MaxDetachedPerAccount > l.MaxDetachedSessions:
+		k.bad("limits.max_detached_per_account", "%d is above %s, %d",
+			l.MaxDetachedPerAccount, k.mention("limits.max_detached_sessions"), l.MaxDetachedSessions)
+	}
+	if l.MaxUnacked < 16 {
+		k.bad("limits.max_unacked", "%d is below 16", l.MaxUnacked)
+	}
+	if l.MaxCatchup < 1 {
+		k.bad("limits.max_catchup", "%d is below 1", l.MaxCatchup)
+	}
+}
+
+func (k *configChecker) validateTimeouts() {
+	t := k.c.Timeouts
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"timeouts.handshake", t.Handshake}, {"timeouts.write", t.Write},
+		{"timeouts.upstream_dial", t.UpstreamDial}, {"timeouts.close", t.Close},
+		{"timeouts.resume", t.Resume}, {"timeouts.setup_step", t.SetupStep},
+		{"timeouts.drain", t.Drain},
 	} {
-		if d <= 0 {
-			bad(name, "must be positive")
+		if d.v <= 0 {
+			k.bad(d.key, "must be positive, not %s", time.Duration(d.v))
 		}
 	}
-	if c.Timeouts.Idle < 0 {
-		bad("timeouts.idle", "must not be negative (0 disables it)")
+	if t.Idle < 0 {
+		k.bad("timeouts.idle", "must not be negative (0 disables it), not %s", time.Duration(t.Idle))
 	}
-	if c.QueueSize < 1 {
-		bad("queue_size", "must be at least 1")
+}
+
+// checkListenAddr accepts what net.Listen("tcp", addr) accepts as an
+// address: HOST:PORT with an optional host and a port number (or service
+// name) from 0 (any free port) to 65535.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT (\":5222\" listens on every address)", addr)
 	}
+	if _, err := lookupPort(port); err != nil {
+		return fmt.Errorf("%q: %v", addr, err)
+	}
+	return nil
+}
+
+// checkUpstreamAddr accepts HOST:PORT with a host and a port from 1 to
+// 65535: what the proxy dials.
+func checkUpstreamAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT (like 127.0.0.1:5222)", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host (like 127.0.0.1:5222)", addr)
+	}
+	p, err := lookupPort(port)
+	if err == nil && p == 0 {
+		err = errors.New("port 0 cannot be dialed")
+	}
+	if err != nil {
+		return fmt.Errorf("%q: %v", addr, err)
+	}
+	return nil
+}
+
+// lookupPort resolves a port number or service name as net.Listen and
+// net.Dial do.
+func lookupPort(port string) (int, error) {
+	if n, err := strconv.ParseUint(port, 10, 64); err == nil || port == "" {
+		if err != nil || n > 65535 {
+			return 0, fmt.Errorf("port %q is not a number from 0 to 65535", port)
+		}
+		return int(n), nil
+	}
+	p, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return 0, fmt.Errorf("port %q is neither a number from 0 to 65535 nor a known service", port)
+	}
+	return p, nil
 }

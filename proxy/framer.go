@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -91,6 +92,8 @@ type Framer struct {
 	inStream bool
 	stream   []byte // the stream element's qualified name
 	partial  bool   // TryNext stopped inside a unit; resume, do not reset
+	// count, when set, adds up the bytes read (a session's byte count).
+	count *atomic.Int64
 }
 
 // NewFramer returns a Framer reading from r. The Framer does its own
@@ -98,6 +101,9 @@ type Framer struct {
 func NewFramer(r io.Reader, limits Limits) *Framer {
 	return &Framer{r: r, limits: limits}
 }
+
+// countInto makes the Framer add every byte it reads to c, from now on.
+func (f *Framer) countInto(c *atomic.Int64) { f.count = c }
 
 // SetLimits changes the limits, for example once a client has authenticated.
 func (f *Framer) SetLimits(l Limits) { f.limits = l }
@@ -187,6 +193,9 @@ func (f *Framer) space() []byte {
 func (f *Framer) commit(n int, err error) {
 	f.buf = f.buf[:len(f.buf)+n]
 	f.readErr = err
+	if f.count != nil && n > 0 {
+		f.count.Add(int64(n))
+	}
 	if n == 0 {
 		f.Release()
 	}

@@ -261,6 +261,8 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	s.rawConn, s.conn, s.rec, s.fr = ns.rawConn, ns.conn, ns.rec, ns.fr
 	s.mu.Unlock()
 	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, newParking(ns.rawConn, ns.rec)
+	// What the new connection reads counts in this session's end line.
+	ns.fr.countInto(&s.stats.fromClient)
 	_ = ns.writeClient(greeting) // a failure shows up in the new writer
 	r.startClient()
 	return true
@@ -568,6 +570,7 @@ func (r *relay) write(l *relayLeg, b []byte) bool {
 		}
 		return false
 	}
+	r.s.stats.wrote(l.idx, len(b))
 	return true
 }
 
@@ -628,6 +631,7 @@ func (r *relay) terminate(se *StreamError, closeUpstream bool) {
 	if !r.claimEnd(n) {
 		return
 	}
+	r.s.endedWith(se)
 	r.send(&r.client, append(se.AppendXML(nil), streamEnd...))
 	r.send(&r.client, nil)
 	if closeUpstream {

@@ -171,20 +171,32 @@ func innerText(raw []byte) string {
 // sasl2Failure converts an upstream RFC 6120 <failure/> into SASL2 framing,
 // keeping the defined condition and the text (XEP-0388 2.6.2).
 func sasl2Failure(upstream []byte) []byte {
+	return saslFailure2(saslFailureParts(upstream))
+}
+
+// saslCondition returns the defined condition of an RFC 6120 <failure/>.
+func saslCondition(failure []byte) string {
+	cond, _ := saslFailureParts(failure)
+	return cond
+}
+
+// saslFailureParts returns an RFC 6120 <failure/>'s defined condition
+// (not-authorized when it has none) and its text.
+func saslFailureParts(failure []byte) (cond, text string) {
 	var f struct {
 		Conditions []struct {
 			XMLName xml.Name
 		} `xml:",any"`
 		Text string `xml:"text"`
 	}
-	_ = xml.Unmarshal(upstream, &f)
-	cond := "not-authorized"
+	_ = xml.Unmarshal(failure, &f)
+	cond = "not-authorized"
 	for _, c := range f.Conditions {
 		if c.XMLName.Local != "text" {
 			cond = c.XMLName.Local
 		}
 	}
-	return saslFailure2(cond, f.Text)
+	return cond, f.Text
 }
 
 func saslFailure2(condition, text string) []byte {

@@ -43,21 +43,22 @@ type Server struct {
 	wg        sync.WaitGroup // accept loops and sessions
 }
 
-// NewServer validates cfg and loads the client-facing certificate.
-// A non-nil tlsConfig replaces cfg.Cert and cfg.Key (tests, the demo).
+// NewServer checks cfg and loads the client-facing certificate, exactly
+// as LoadConfig does (Config.Check). A non-nil tlsConfig replaces cfg.Cert
+// and cfg.Key (tests, the demo, and serve, which has LoadConfig's).
 func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, error) {
-	if tlsConfig != nil && cfg.Cert == "" {
-		cfg.Cert, cfg.Key = "(in memory)", "(in memory)"
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if tlsConfig == nil && cfg.Cert != "" {
-		pair, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
-		if err != nil {
-			return nil, fmt.Errorf("cert: %w", err)
+	if tlsConfig != nil {
+		if cfg.Cert == "" {
+			cfg.Cert, cfg.Key = "(in memory)", "(in memory)"
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if tlsConfig, err = cfg.Check(); err != nil {
+			return nil, err
+		}
 	}
 	if log == nil {
 		log = slog.Default()

@@ -56,6 +56,16 @@ type session struct {
 	stopWake   func() bool
 	finishOnce sync.Once
 	boundJID   string // the full JID bound through this session, if any
+
+	// For the session's log lines (sessionlog.go). kind and account are
+	// set during the handshake, handshakeErr when it fails; endErr by
+	// whoever ends the session with a stream error.
+	start        time.Time
+	kind         string
+	account      string
+	handshakeErr error
+	endErr       atomic.Pointer[StreamError]
+	stats        sessionStats
 }
 
 // bound returns the JID this session bound, or "".
@@ -88,7 +98,7 @@ var (
 func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	id := sessionIDs.Add(1)
-	return &session{
+	s := &session{
 		srv:       srv,
 		id:        id,
 		log:       srv.log.With("conn", id, "remote", conn.RemoteAddr().String()),
@@ -98,7 +108,10 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
 		directTLS: directTLS,
 		ctx:       ctx,
 		cancel:    cancel,
+		start:     time.Now(),
 	}
+	s.fr.countInto(&s.stats.fromClient)
+	return s
 }
 
 func (s *Server) preauthLimits() Limits {
@@ -110,8 +123,9 @@ func (s *Server) preauthLimits() Limits {
 // for the life of an idle session. The last relay goroutine calls finish.
 func (s *session) run() {
 	s.stopWake = context.AfterFunc(s.ctx, s.wake)
-	s.log.Debug("connected", "direct_tls", s.directTLS)
+	s.logStart()
 	if err := s.handshake(); err != nil {
+		s.handshakeErr = err
 		if !errors.Is(err, errHandedOff) {
 			s.handshakeFailed(err)
 		}
@@ -142,7 +156,7 @@ func (s *session) finish() {
 		s.stopWake()
 		// Log before sessionDone: once it runs, Shutdown may return and
 		// whatever the logger writes to may be gone.
-		s.log.Debug("session ended", "cause", context.Cause(s.ctx))
+		s.logEnd()
 		s.srv.sessionDone(s)
 	})
 }
@@ -283,6 +297,7 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 			}
 			return true, s.upgradeClientTLS()
 		case start.Name.Space == nsSASL && start.Name.Local == "auth":
+			s.kind = kindClassic
 			ok, err := s.authenticate(u.Raw, attr(start, "mechanism"), deadline)
 			if err != nil || ok {
 				return false, err
@@ -295,6 +310,7 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 				}
 				continue
 			}
+			s.kind = kind2
 			ok, err := s.authenticate2(u.Raw, deadline)
 			if err != nil || ok {
 				return false, err
@@ -462,6 +478,7 @@ func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadli
 	if s.ctx.Err() != nil { // shut down before the deadline was set
 		return nil, context.Cause(s.ctx)
 	}
+	account := saslAccount(auth, mechanism, s.domain)
 	if err := writeAll(up.conn, auth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
@@ -480,8 +497,11 @@ func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadli
 		}
 		switch start.Name.Local {
 		case "success":
+			s.account = account
+			s.logAuth(mechanism, account, "")
 			return bytes.Clone(u.Raw), nil
 		case "failure":
+			s.logAuth(mechanism, account, saslCondition(u.Raw))
 			return nil, s.writeClient(p.upstreamFailure(u.Raw))
 		case "challenge":
 			if err := s.writeClient(p.challenge(u.Raw)); err != nil {
@@ -561,7 +581,8 @@ func (s *session) writeClientHeader(id string, rest []byte) error {
 
 func (s *session) writeClient(b []byte) error {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Write)))
-	_, err := s.conn.Write(b)
+	n, err := s.conn.Write(b)
+	s.stats.toClient.Add(int64(n))
 	return err
 }
 
@@ -587,6 +608,7 @@ func (s *session) handshakeFailed(err error) {
 		}
 		return
 	}
+	s.endedWith(se)
 	s.log.Info("stream error during negotiation", "condition", se.Condition, "text", se.Text)
 	var b []byte
 	if !s.headerSent {

@@ -36,7 +36,8 @@ const (
 	bindRequest      = "<iq type='set' id='bind1'><bind xmlns='" + nsBind + "'><resource>test</resource></bind></iq>"
 )
 
-// wrongPassword is the one credential the fake upstream refuses.
+// wrongPassword is a credential the fake upstream refuses: it refuses
+// the password "wrong" for any user.
 var wrongPassword = base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong"))
 
 func authPlain(user, pass string) string {
@@ -228,13 +229,13 @@ func (c *fakeConn) negotiate(mechs []string) error {
 		if xml.Unmarshal(u.Raw, &auth) != nil {
 			return c.offScript(u)
 		}
-		if auth.Payload == wrongPassword {
+		creds, _ := base64.StdEncoding.DecodeString(auth.Payload)
+		if bytes.HasSuffix(creds, []byte("\x00wrong")) {
 			if err := c.write(saslNotAuthzd); err != nil {
 				return err
 			}
 			continue
 		}
-		creds, _ := base64.StdEncoding.DecodeString(auth.Payload)
 		if parts := strings.Split(string(creds), "\x00"); len(parts) == 3 {
 			user = parts[1]
 		}

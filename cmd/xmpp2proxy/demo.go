@@ -90,7 +90,7 @@ func runDemo(ctx context.Context, out io.Writer, listen, directTLS, logLevel str
 	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
 	cfg.AllowPlaintext = ports.loopback
 	cfg.LogLevel = logLevel
-	srv, err := proxy.NewServer(cfg, nil, newLogger(logLevel))
+	srv, err := proxy.NewServer(cfg, nil, newLogger(os.Stderr, logLevel, proxy.LogFormatText))
 	if err != nil {
 		return err
 	}

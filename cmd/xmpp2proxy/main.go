@@ -27,7 +27,10 @@ func newRootCmd() *cobra.Command {
 		Short:         "An XMPP proxy in front of an unmodified XMPP 1.0 server",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what the version command prints.
+		Version: versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newCheckConfigCmd(), newVersionCmd(), newDemoCmd())
 	return root
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,10 +14,31 @@ import (
 )
 
 // serveFlags binds every flag to a Config field; a flag set on the command
-// line wins over the config file.
+// line wins over the config file. serve and check-config register the
+// same flags, so check-config can check the exact command line serve runs.
 type serveFlags struct {
 	configFile string
 	flags      proxy.Config
+}
+
+// flagKeys maps each flag to the YAML key it overrides, for problems to
+// name the flag, and applies it.
+var flagKeys = map[string]struct {
+	key   string
+	apply func(dst, src *proxy.Config)
+}{
+	"listen":            {"listen", func(d, s *proxy.Config) { d.Listen = s.Listen }},
+	"direct-tls-listen": {"direct_tls_listen", func(d, s *proxy.Config) { d.DirectTLSListen = s.DirectTLSListen }},
+	"upstream":          {"upstream", func(d, s *proxy.Config) { d.Upstream = s.Upstream }},
+	"upstream-tls":      {"upstream_tls", func(d, s *proxy.Config) { d.UpstreamTLS = s.UpstreamTLS }},
+	"upstream-insecure": {"upstream_insecure", func(d, s *proxy.Config) { d.UpstreamInsecure = s.UpstreamInsecure }},
+	"domain":            {"domains", func(d, s *proxy.Config) { d.Domains = s.Domains }},
+	"cert":              {"cert", func(d, s *proxy.Config) { d.Cert = s.Cert }},
+	"key":               {"key", func(d, s *proxy.Config) { d.Key = s.Key }},
+	"allow-plaintext":   {"allow_plaintext", func(d, s *proxy.Config) { d.AllowPlaintext = s.AllowPlaintext }},
+	"log-level":         {"log_level", func(d, s *proxy.Config) { d.LogLevel = s.LogLevel }},
+	"log-format":        {"log_format", func(d, s *proxy.Config) { d.LogFormat = s.LogFormat }},
+	"drain-timeout":     {"timeouts.drain", func(d, s *proxy.Config) { d.Timeouts.Drain = s.Timeouts.Drain }},
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -32,39 +54,23 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flags.Key, "key", "", "PEM private key for client TLS")
 	fs.BoolVar(&f.flags.AllowPlaintext, "allow-plaintext", false, "let clients authenticate without TLS")
 	fs.StringVar(&f.flags.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&f.flags.LogFormat, "log-format", d.LogFormat, "text (key=value) or json (one object per line)")
 	fs.DurationVar((*time.Duration)(&f.flags.Timeouts.Drain), "drain-timeout", time.Duration(d.Timeouts.Drain),
 		"on SIGTERM or SIGINT, how long sessions get to end before they are dropped (timeouts.drain)")
 }
 
-// load decodes the config file (if any) and applies the flags that were
-// set explicitly.
-func (f *serveFlags) load(fs *pflag.FlagSet) (proxy.Config, error) {
-	cfg := proxy.DefaultConfig()
-	if f.configFile != "" {
-		var err error
-		if cfg, err = proxy.LoadConfigFile(f.configFile); err != nil {
-			return cfg, err
-		}
-	}
-	set := map[string]func(){
-		"listen":            func() { cfg.Listen = f.flags.Listen },
-		"direct-tls-listen": func() { cfg.DirectTLSListen = f.flags.DirectTLSListen },
-		"upstream":          func() { cfg.Upstream = f.flags.Upstream },
-		"upstream-tls":      func() { cfg.UpstreamTLS = f.flags.UpstreamTLS },
-		"upstream-insecure": func() { cfg.UpstreamInsecure = f.flags.UpstreamInsecure },
-		"domain":            func() { cfg.Domains = f.flags.Domains },
-		"cert":              func() { cfg.Cert = f.flags.Cert },
-		"key":               func() { cfg.Key = f.flags.Key },
-		"allow-plaintext":   func() { cfg.AllowPlaintext = f.flags.AllowPlaintext },
-		"log-level":         func() { cfg.LogLevel = f.flags.LogLevel },
-		"drain-timeout":     func() { cfg.Timeouts.Drain = f.flags.Timeouts.Drain },
-	}
-	fs.Visit(func(fl *pflag.Flag) {
-		if apply, ok := set[fl.Name]; ok {
-			apply()
-		}
+// load builds the configuration as serve runs it: the file, the flags
+// that were set explicitly, and every check, certificate included
+// (proxy.LoadConfig). It returns the TLS config it loaded.
+func (f *serveFlags) load(fs *pflag.FlagSet) (proxy.Config, *tls.Config, error) {
+	return proxy.LoadConfig(f.configFile, func(cfg *proxy.Config) {
+		fs.Visit(func(fl *pflag.Flag) {
+			if k, ok := flagKeys[fl.Name]; ok {
+				k.apply(cfg, &f.flags)
+				cfg.SetOrigin(k.key, "flag --"+fl.Name)
+			}
+		})
 	})
-	return cfg, cfg.Validate()
 }
 
 func newServeCmd() *cobra.Command {
@@ -74,12 +80,12 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the proxy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load(cmd.Flags())
+			cfg, tlsConfig, err := f.load(cmd.Flags())
 			if err != nil {
-				return fmt.Errorf("config: %w", err)
+				return err
 			}
-			log := newLogger(cfg.LogLevel)
-			srv, err := proxy.NewServer(cfg, nil, log)
+			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
+			srv, err := proxy.NewServer(cfg, tlsConfig, log)
 			if err != nil {
 				return err
 			}
@@ -90,30 +96,38 @@ func newServeCmd() *cobra.Command {
 	return cmd
 }
 
-func newLogger(level string) *slog.Logger {
+// newLogger writes level and above to w as text (logfmt) or JSON. The
+// level and format were checked with the rest of the configuration.
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	lvl, _ := proxy.ParseLogLevel(level)
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == proxy.LogFormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func newCheckConfigCmd() *cobra.Command {
-	var path string
+	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "check-config",
-		Short: "Decode and validate a config file exactly as serve does",
-		Args:  cobra.NoArgs,
+		Short: "Run every check serve runs before it listens, certificate included",
+		Long: "check-config takes serve's flags and runs exactly what serve runs before it listens:\n" +
+			"decoding the file, applying the flags, checking every value and loading the\n" +
+			"certificate and key. It prints ok, or every problem with the key and line to change.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := proxy.LoadConfigFile(path)
-			if err != nil {
+			if _, _, err := f.load(cmd.Flags()); err != nil {
 				return err
 			}
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+			name := f.configFile
+			if name == "" {
+				name = "config"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", name)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&path, "config", "", "YAML config file")
-	_ = cmd.MarkFlagRequired("config")
+	f.register(cmd.Flags())
 	return cmd
 }

@@ -73,7 +73,7 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 			if m := listeningAddr.FindStringSubmatch(line); m != nil {
 				addrCh <- m[1]
 			}
-			if strings.Contains(line, "msg=connected") {
+			if strings.Contains(line, `msg="session started"`) {
 				connCh <- struct{}{}
 			}
 		}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// What a session logs for its operator: one line when it starts, one when
+// it ends, and one per authentication. Their messages are fixed ("session
+// started", "session ended", "authenticated", "authentication failed") so
+// that log filters (fail2ban, alerting) can match them; nothing a client
+// sends as a credential or as stanza content is ever logged, at any
+// level: only the SASL username, which the server logs too.
+
+// Session kinds, as the log names them.
+const (
+	kindNone    = "none"    // never tried to authenticate
+	kindClassic = "classic" // RFC 6120 SASL, then relayed unchanged
+	kind2       = "2.0"     // SASL2 + Bind2
+)
+
+// maxLoggedAccount bounds the username a log line repeats: it comes from
+// the client before authentication.
+const maxLoggedAccount = 256
+
+// sessionStats counts the XML bytes of a session's client leg, each way.
+// The client leg's framer adds what it reads and the writers what they
+// write, one atomic add per read or write and nothing per stanza; only the
+// end line reads them.
+type sessionStats struct {
+	fromClient atomic.Int64
+	toClient   atomic.Int64
+}
+
+// wrote counts n bytes written to a relay leg's peer; only the client leg
+// (0) is counted.
+func (st *sessionStats) wrote(leg, n int) {
+	if leg == 0 {
+		st.toClient.Add(int64(n))
+	}
+}
+
+// listenerName names the listener a session came in on.
+func (s *session) listenerName() string {
+	if s.directTLS {
+		return "direct_tls"
+	}
+	return "starttls"
+}
+
+func (s *session) logStart() {
+	s.log.Info("session started", "listener", s.listenerName())
+}
+
+// endedWith records the stream error that ends the session; the first
+// one is the cause.
+func (s *session) endedWith(se *StreamError) {
+	if se != nil {
+		s.endErr.CompareAndSwap(nil, se)
+	}
+}
+
+// logEnd writes the session's end line. It runs once, from finish.
+func (s *session) logEnd() {
+	kind := s.kind
+	if kind == "" {
+		kind = kindNone
+	}
+	// The JID the server bound is the account for sure; the SASL
+	// username stands in when no bind was seen.
+	account := bareJID(s.bound())
+	if account == "" {
+		account = s.account
+	}
+	s.log.Info("session ended",
+		"listener", s.listenerName(),
+		"kind", kind,
+		"account", account,
+		"duration", time.Since(s.start).Round(time.Microsecond),
+		"outcome", s.outcome(),
+		"bytes_in", s.stats.fromClient.Load(),
+		"bytes_out", s.stats.toClient.Load())
+}
+
+// outcome says why the session ended, from what the session recorded:
+// the stream error that ended it, the error that ended its negotiation,
+// or, for a relay, which side closed its stream.
+func (s *session) outcome() string {
+	if se := s.endErr.Load(); se != nil {
+		return "stream error: " + se.Condition
+	}
+	if err := s.handshakeErr; err != nil {
+		switch {
+		case errors.Is(err, errHandedOff):
+			return "resumed an earlier session"
+		case errors.Is(err, errClientClosed), errors.Is(err, io.EOF):
+			return "client closed"
+		case errors.Is(err, errUpstreamError):
+			return "upstream stream error"
+		}
+		return "failed: " + err.Error()
+	}
+	switch cause := context.Cause(s.ctx); {
+	case errors.Is(cause, context.DeadlineExceeded):
+		return "dropped at the shutdown deadline"
+	case cause != nil && !errors.Is(cause, context.Canceled):
+		return "write failed: " + cause.Error()
+	}
+	s.mu.Lock()
+	r := s.relay
+	s.mu.Unlock()
+	if r != nil {
+		r.mu.Lock()
+		client, upstream := r.closedIn[0], r.closedIn[1]
+		r.mu.Unlock()
+		switch {
+		case client && upstream:
+			return "closed"
+		case client:
+			return "client closed"
+		case upstream:
+			return "upstream closed"
+		case r.detached():
+			return "not resumed in time"
+		}
+	}
+	return "client vanished"
+}
+
+// logAuth logs one authentication's outcome, at info: fail2ban bans on
+// the failures, and audits read both. condition is the SASL failure
+// condition, empty on success.
+func (s *session) logAuth(mechanism, account, condition string) {
+	if condition == "" {
+		s.log.Info("authenticated", "kind", s.kind, "mechanism", mechanism, "account", account)
+		return
+	}
+	s.log.Info("authentication failed", "kind", s.kind, "mechanism", mechanism, "account", account, "condition", condition)
+}
+
+// saslAccount returns the account an RFC 6120 <auth/> authenticates as:
+// the SASL username of a PLAIN or SCRAM initial response, as a bare JID
+// in domain. It is "" when there is none to read (no initial response,
+// another mechanism): the password in it is never kept.
+func saslAccount(auth []byte, mechanism, domain string) string {
+	ir := innerText(auth)
+	if ir == "" || ir == "=" {
+		return ""
+	}
+	user := (&authenticate{Mechanism: mechanism, InitialResponse: &ir}).saslUsername()
+	if user == "" {
+		return ""
+	}
+	if !strings.Contains(user, "@") {
+		user += "@" + domain
+	}
+	if len(user) > maxLoggedAccount {
+		user = user[:maxLoggedAccount] + "..."
+	}
+	return user
+}
