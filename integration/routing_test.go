@@ -775,6 +775,9 @@ func TestAMessageForOneSessionIsNeverInAnotherSessionsCatchUp(t *testing.T) {
 		chatTo(f.a1.JID, "rerouted", "")
 		chatTo("alice@"+domain, "bare", "")
 		readThrough(t, f.a1, "bare "+m) // all of it has reached the server
+		// ejabberd may deliver a message before its archive has it: wait
+		// until the archive holds the last one, as the catch-up reads it.
+		archiveCounts(t, f.a3, "bare "+m)
 		late := f.e.login2(t, "alice", func(l *harness.Login) {
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>late</tag><sync xmlns='urn:xmpp:xmpp2:0' within='60'/></bind>"
 		})
