@@ -241,34 +241,45 @@ type externalProxy struct {
 	cmd  *exec.Cmd
 }
 
-// buildProxy builds the binary once per benchmark.
-func buildProxy(b *testing.B) string {
-	bin := filepath.Join(b.TempDir(), "xmpp2proxy")
+// buildProxy builds the binary once per benchmark or test.
+func buildProxy(tb testing.TB) string {
+	bin := filepath.Join(tb.TempDir(), "xmpp2proxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/xmpp2proxy").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
+		tb.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
 }
 
-func startExternalProxy(b *testing.B, e *env, bin string) *externalProxy {
+func startExternalProxy(tb testing.TB, e *env, bin string) *externalProxy {
 	port, _ := harness.FreePort()
-	p := &externalProxy{addr: "127.0.0.1:" + strconv.Itoa(port)}
-	p.cmd = exec.Command(bin, "serve", "--listen", p.addr, "--upstream", e.srv.Addr(), "--upstream-tls", "none",
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	return runProxy(tb, bin, addr, "serve", "--listen", addr, "--upstream", e.srv.Addr(), "--upstream-tls", "none",
 		"--domain", domain, "--cert", e.cert.CertFile, "--key", e.cert.KeyFile, "--log-level", "warn")
+}
+
+// runProxy runs the binary with args and returns once it accepts
+// connections on addr.
+func runProxy(tb testing.TB, bin, addr string, args ...string) *externalProxy {
+	p := &externalProxy{addr: addr}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := harness.WaitForPort(ctx, p.addr, nil); err != nil {
 		p.stop()
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return p
 }
 
 func (p *externalProxy) stop() { _ = p.cmd.Process.Signal(os.Interrupt); _ = p.cmd.Wait() }
+
+// kill ends the process with SIGKILL, as an OOM killer or a crash does:
+// no stream errors, no stream closes, the kernel drops every socket.
+func (p *externalProxy) kill() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() }
 
 // cpuTime is the process's user plus system CPU time so far.
 func (p *externalProxy) cpuTime(tb testing.TB) time.Duration {

@@ -50,6 +50,13 @@ type device struct {
 	streamError []byte
 	// err is why reading stopped, once it has.
 	err error
+	// h is the client's XEP-0198 h: the stanzas it has read.
+	h uint32
+	// others are the elements other than messages, in order (nonzas,
+	// presences, IQs, the stream error); see observe.
+	others [][]byte
+	// lastArchiveID is the last archive id of the account seen.
+	lastArchiveID string
 	// changed is closed and replaced whenever something is counted or
 	// reading stops.
 	changed chan struct{}
@@ -80,6 +87,7 @@ func (d *device) read() {
 		if d.streamError == nil && bytes.HasPrefix(el, []byte("<stream:error")) {
 			d.streamError = el
 		}
+		d.observe(el)
 		for _, m := range seqBodyRE.FindAllSubmatch(el, -1) {
 			seq, _ := strconv.Atoi(string(m[2]))
 			marker := string(m[1])

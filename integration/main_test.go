@@ -74,6 +74,9 @@ type env struct {
 	srv   harness.Server
 	proxy *proxy.Server
 	cert  *harness.Cert
+	// addr, when set, is where login connects instead of proxy (a proxy
+	// running as its own process).
+	addr string
 }
 
 // forEachServer runs fn as a subtest per upstream server.
@@ -124,8 +127,12 @@ func startProxy(t testing.TB, srv harness.Server, mutate ...func(*proxy.Config))
 // login logs user in through the proxy over STARTTLS with SCRAM-SHA-1.
 func (e *env) login(t testing.TB, user string, opts ...func(*harness.Login)) *harness.Client {
 	t.Helper()
+	addr := e.addr
+	if addr == "" {
+		addr = e.proxy.Addr().String()
+	}
 	l := harness.Login{
-		Addr: e.proxy.Addr().String(), Domain: domain, User: user, Password: password,
+		Addr: addr, Domain: domain, User: user, Password: password,
 		Mechanism: "SCRAM-SHA-1", TLS: e.cert.ClientConfig(domain),
 	}
 	for _, o := range opts {

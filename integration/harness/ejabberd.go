@@ -87,6 +87,12 @@ func (e *Ejabberd) start(ctx context.Context) error {
 	if err := e.writeFiles(); err != nil {
 		return err
 	}
+	return e.launch(ctx)
+}
+
+// launch starts ejabberd on the files already written and returns once
+// both c2s ports accept connections.
+func (e *Ejabberd) launch(ctx context.Context) error {
 	if out, err := e.ctl("start"); err != nil {
 		return fmt.Errorf("ejabberdctl start: %w\n%s", err, out)
 	}
@@ -163,6 +169,44 @@ func (e *Ejabberd) Register(user, password string) error {
 // Log implements Server.
 func (e *Ejabberd) Log() string {
 	return demo.Tail(filepath.Join(e.dir, "logs", "ejabberd.log"), 4000) + demo.Tail(filepath.Join(e.dir, "logs", "error.log"), 2000)
+}
+
+// Restart implements Server: ejabberdctl stop (its clients get
+// <system-shutdown/>), then start on the same ports, configuration and
+// Mnesia spool, so accounts, archives and offline messages survive.
+func (e *Ejabberd) Restart(ctx context.Context) error {
+	_, _ = e.ctl("stop")
+	if !e.waitClosed(15 * time.Second) {
+		e.kill()
+		if !e.waitClosed(5 * time.Second) {
+			return fmt.Errorf("restart ejabberd: it did not stop\n%s", e.Log())
+		}
+	}
+	for _, addr := range []string{e.Addr(), e.DirectTLSAddr()} {
+		if err := waitPortClosed(ctx, addr); err != nil {
+			return err
+		}
+	}
+	if err := e.launch(ctx); err != nil {
+		return fmt.Errorf("restart ejabberd: %w\n%s", err, e.Log())
+	}
+	return nil
+}
+
+// waitPortClosed waits until nothing accepts connections on addr.
+func waitPortClosed(ctx context.Context, addr string) error {
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s still accepts connections: %w", addr, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Stop implements Server. It asks ejabberd to stop, waits for its ports to

@@ -7,6 +7,7 @@
 package harness
 
 import (
+	"context"
 	"net"
 	"strconv"
 )
@@ -25,6 +26,11 @@ type Server interface {
 	MUCService() string
 	// Register creates an account.
 	Register(user, password string) error
+	// Restart stops the server the way an operator does (its clients get
+	// a stream error) and starts it again on the same ports and data, so
+	// accounts and archives survive. It returns once it accepts
+	// connections again.
+	Restart(ctx context.Context) error
 	// Stop stops the server and removes its directory.
 	Stop() error
 	// Log returns the tail of the server's log, for test failures.

@@ -80,6 +80,12 @@ func (p *Prosody) start(ctx context.Context) error {
 	if err := os.WriteFile(p.cfgFile, cfg.Bytes(), 0o640); err != nil {
 		return err
 	}
+	return p.launch(ctx)
+}
+
+// launch runs Prosody on the configuration already written and returns
+// once both c2s ports accept connections.
+func (p *Prosody) launch(ctx context.Context) error {
 	p.cmd = exec.Command("prosody", "--config", p.cfgFile, "-F")
 	p.cmd.Dir = p.dir
 	out, err := os.Create(filepath.Join(p.dir, "stdout.log"))
@@ -154,18 +160,35 @@ func (p *Prosody) Log() string {
 	return Tail(filepath.Join(p.dir, "prosody.log"), 4000) + Tail(filepath.Join(p.dir, "stdout.log"), 2000)
 }
 
+// Restart stops Prosody as Stop does (its clients get <system-shutdown/>)
+// and starts it again on the same ports, configuration and data, so
+// accounts, archives and offline messages survive. It returns once both
+// c2s ports accept connections again.
+func (p *Prosody) Restart(ctx context.Context) error {
+	p.interrupt()
+	return p.launch(ctx)
+}
+
+// interrupt stops the Prosody process: SIGINT, then SIGKILL if it has not
+// exited within 10 seconds.
+func (p *Prosody) interrupt() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.cmd = nil
+}
+
 // Stop interrupts Prosody, kills it if it has not exited within 10
 // seconds, and removes its temporary directory.
 func (p *Prosody) Stop() error {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
+	p.interrupt()
 	if strings.HasPrefix(filepath.Base(p.dir), dirPrefix) {
 		return os.RemoveAll(p.dir)
 	}
