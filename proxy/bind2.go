@@ -157,9 +157,11 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 		if secs, err := strconv.Atoi(sync.Within); err == nil && secs > 0 && sync.After == "" {
 			st.sync.start = time.Now().Add(-time.Duration(secs) * time.Second)
 		}
-		req = append(req, st.sync.request()...)
+		return append(req, st.sync.request()...)
 	}
-	return req
+	// Nobody waits for its answer: it is dropped whenever it comes.
+	st.out.abandoned = &abandonedQueries{queryIDs: []string{idArchiveMark}, idPrefixes: []string{idArchiveMark}}
+	return append(req, mamQuery(idArchiveMark, "", idArchiveMark, "", time.Time{}, 0, false)...)
 }
 
 // boundJID reads the JID from a bind result.

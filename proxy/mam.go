@@ -23,6 +23,12 @@ const (
 	idMetadata  = "x2-meta"
 	idMetaFirst = "x2-meta-first"
 	idMetaLast  = "x2-meta-last"
+	// idArchiveMark is an empty archive query (max 0) every fresh 2.0
+	// bind sends without a catch-up of its own: Prosody then leaves the
+	// messages the session never acked to the archive instead of storing
+	// them offline too (mod_smacks checks mam_requested), so a client's
+	// next <sync/> gets each once, as on ejabberd.
+	idArchiveMark = "x2-archive-mark"
 	// syncPage is the RSM page size of catch-up queries.
 	syncPage = 100
 )

@@ -157,8 +157,9 @@ func plainResponse(user, pass string) string {
 // archive metadata), and reads the client's <success/> and features.
 func bringOnline2(t *testing.T, c *testClient, up *fakeConn) {
 	t.Helper()
-	// The replay comes in one write: bind, carbons, archive metadata.
-	for _, id := range []string{idBind, idCarbons, idMetadata} {
+	// The replay comes in one write: bind, carbons, archive metadata, and
+	// without a catch-up of its own the empty archive query.
+	for _, id := range []string{idBind, idCarbons, idMetadata, idArchiveMark} {
 		if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), "id='"+id+"'") {
 			t.Fatalf("upstream got %q, want the Bind2 replay's %s", u.Raw, id)
 		}

@@ -137,7 +137,10 @@ func (st *setupState) run(deadline time.Time) error {
 // giveUp marks every unanswered optional part as failed.
 func (st *setupState) giveUp() {
 	st.s.log.Warn("upstream setup step timed out; the session comes up without it")
-	ab := &abandonedQueries{}
+	ab := st.out.abandoned
+	if ab == nil {
+		ab = &abandonedQueries{}
+	}
 	if !st.meta.done {
 		st.meta.done = true
 		ab.queryIDs = append(ab.queryIDs, idMetaFirst, idMetaLast)
@@ -214,6 +217,8 @@ func (st *setupState) onIQ(raw []byte) {
 		st.out.carbons = typ == "result"
 	case id == idMetadata:
 		st.onMetadata(raw, typ)
+	case id == idArchiveMark:
+		// answered during setup: nothing to do
 	case id == idMetaFirst || id == idMetaLast:
 		if st.meta.fallbackLeft--; st.meta.fallbackLeft <= 0 {
 			st.meta.done = true
