@@ -280,6 +280,27 @@ func (r *relay) dropDetached() {
 	r.send(&r.up, nil)
 }
 
+// endBeforeRebind ends a detached session whose resumption failed, and
+// waits, at most d, until the server has closed its side of the upstream
+// stream. The client's fresh bind of the same resource comes next, and
+// ejabberd replaces a session asynchronously: a message routed to the old
+// session in between would be archived after the new catch-up's query,
+// left unacked and dropped with it (seen end to end). Once the server has
+// closed, what the old session never acked is archived before the new
+// query and comes in the catch-up.
+func (r *relay) endBeforeRebind(d time.Duration) {
+	// The server answers with its own </stream:stream>; peerClosed then
+	// ends the relay, whose client leg is gone.
+	r.send(&r.up, []byte(streamEnd))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.s.ctx.Done():
+	case <-t.C:
+	}
+	r.dropDetached() // past d: close without waiting
+}
+
 func (r *relay) other(l *relayLeg) *relayLeg {
 	if l.idx == 0 {
 		return &r.up

@@ -109,7 +109,7 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	if !r.attach(s, uint32(h), success) {
-		r.dropDetached()
+		r.endBeforeRebind(time.Duration(s.srv.cfg.Timeouts.Close))
 		return false
 	}
 	s.mu.Lock()
