@@ -17,12 +17,33 @@ type archiveSync struct {
 	after                 string
 	start                 time.Time
 	results               [][]byte
-	lastID                string
-	page                  int
-	done, complete        bool
+	// ids are the archive ids delivered so far: ejabberd was seen to
+	// answer one query with a result twice under the same id, and a
+	// catch-up delivers each archived message once.
+	ids            map[string]bool
+	lastID         string
+	page           int
+	done, complete bool
 	// max bounds the messages this catch-up delivers (limits.max_catchup);
 	// beyond it <synced/> says complete='false' and the client pages on.
 	max int
+}
+
+// firstTime reports whether the archive id has not been delivered yet by
+// this catch-up, and remembers it. An empty id cannot be told apart and
+// always counts as new.
+func (a *archiveSync) firstTime(id string) bool {
+	if id == "" {
+		return true
+	}
+	if a.ids == nil {
+		a.ids = map[string]bool{}
+	}
+	if a.ids[id] {
+		return false
+	}
+	a.ids[id] = true
+	return true
 }
 
 func (a *archiveSync) request() []byte {
@@ -263,6 +284,9 @@ func (st *setupState) onMessage(raw []byte) {
 	case res.queryID == idMetaLast:
 		st.meta.endID, st.meta.endTS = res.id, res.stamp
 	case st.sync != nil && res.queryID == st.sync.queryID:
+		if !st.sync.firstTime(res.id) {
+			return // a repeat: last must not go back to it
+		}
 		st.sync.lastID = res.id
 		if !forAnotherSession(raw, st.out.jid) {
 			st.sync.results = append(st.sync.results, bytes.Clone(raw))
@@ -270,8 +294,10 @@ func (st *setupState) onMessage(raw []byte) {
 	default:
 		for _, j := range st.joins {
 			if j.catchup != nil && res.queryID == j.catchup.queryID {
-				j.catchup.results = append(j.catchup.results, bytes.Clone(raw))
-				j.catchup.lastID = res.id
+				if j.catchup.firstTime(res.id) {
+					j.catchup.results = append(j.catchup.results, bytes.Clone(raw))
+					j.catchup.lastID = res.id
+				}
 				return
 			}
 		}
@@ -422,6 +448,9 @@ func (st *setupState) appendCatchup(b []byte, account string) ([]byte, [][]byte)
 	for _, p := range st.out.pending {
 		if k := dedupKey(p, account); k != "" && seen[k] {
 			continue // already delivered by the catch-up
+		}
+		if name, _ := elementName(p); string(name) == "message" {
+			p = entering(p) // live traffic: the entering rules, as in the relay
 		}
 		emit(p)
 	}
