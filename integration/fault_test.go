@@ -50,6 +50,14 @@ type device struct {
 	streamError []byte
 	// err is why reading stopped, once it has.
 	err error
+	// account, when set (watchArchive, a 2.0 device), is the bare JID
+	// whose archive ids are followed: lastArchiveID is the newest one
+	// received. unmarked keeps the live copies of 1.0 messages that came
+	// without <xmpp-1/> (contract section 6); synced is the first
+	// <synced/>.
+	account, lastArchiveID string
+	unmarked               [][]byte
+	synced                 []byte
 	// changed is closed and replaced whenever something is counted or
 	// reading stops.
 	changed chan struct{}
@@ -79,6 +87,17 @@ func (d *device) read() {
 		}
 		if d.streamError == nil && bytes.HasPrefix(el, []byte("<stream:error")) {
 			d.streamError = el
+		}
+		if d.account != "" {
+			if id := archiveIDIn(el, d.account); id != "" {
+				d.lastArchiveID = id
+			}
+			if unmarked1(el) {
+				d.unmarked = append(d.unmarked, el)
+			}
+			if d.synced == nil && bytes.HasPrefix(el, []byte("<synced")) {
+				d.synced = el
+			}
 		}
 		for _, m := range seqBodyRE.FindAllSubmatch(el, -1) {
 			seq, _ := strconv.Atoi(string(m[2]))
