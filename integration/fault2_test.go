@@ -35,29 +35,8 @@ func (d *device) observe(el []byte) {
 }
 
 var (
-	resultTagRE = regexp.MustCompile(`<result xmlns='urn:xmpp:mam:2'[^>]*>`)
-	stanzaIDTag = regexp.MustCompile(`<stanza-id\b[^>]*>`)
-	resumedRE   = regexp.MustCompile(`<resumed\b[^>]*>`)
+	resumedRE = regexp.MustCompile(`<resumed\b[^>]*>`)
 )
-
-// archiveIDIn returns the archive id of account that el tells: a catch-up
-// result's id, the stanza-id the account's archive gave a live message, or
-// the last id of a <synced/>; "" if none.
-func archiveIDIn(el []byte, account string) string {
-	s := string(el)
-	if strings.HasPrefix(s, "<synced") {
-		return attrValue(s, "last")
-	}
-	if m := resultTagRE.FindString(s); m != "" {
-		return attrValue(m, "id")
-	}
-	for _, tag := range stanzaIDTag.FindAllString(s, -1) {
-		if attrValue(tag, "by") == account {
-			return attrValue(tag, "id")
-		}
-	}
-	return ""
-}
 
 // seen returns the device's h, the last archive id it saw and how many
 // other elements it has read so far (for next).

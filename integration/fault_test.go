@@ -57,6 +57,13 @@ type device struct {
 	others [][]byte
 	// lastArchiveID is the last archive id of the account seen.
 	lastArchiveID string
+	// account, when set (watchArchive, a 2.0 device), is the bare JID
+	// whose archive ids are followed. unmarked keeps the live copies of
+	// 1.0 messages that came without <xmpp-1/> (contract section 6);
+	// synced is the first <synced/>.
+	account  string
+	unmarked [][]byte
+	synced   []byte
 	// changed is closed and replaced whenever something is counted or
 	// reading stops.
 	changed chan struct{}
@@ -88,6 +95,17 @@ func (d *device) read() {
 			d.streamError = el
 		}
 		d.observe(el)
+		if d.account != "" {
+			if id := archiveIDIn(el, d.account); id != "" {
+				d.lastArchiveID = id
+			}
+			if unmarked1(el) {
+				d.unmarked = append(d.unmarked, el)
+			}
+			if d.synced == nil && bytes.HasPrefix(el, []byte("<synced")) {
+				d.synced = el
+			}
+		}
 		for _, m := range seqBodyRE.FindAllSubmatch(el, -1) {
 			seq, _ := strconv.Atoi(string(m[2]))
 			marker := string(m[1])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian bookworm machine:
-# the real upstream servers, the real classic client, and the linters.
+# the real upstream servers, the real classic client, the load balancer
+# the multi-instance tests put in front of several proxies, and the linters.
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v ejabberdctl >/dev/null || need_apt+=(ejabberd)
 /usr/bin/python3 -c 'import slixmpp' 2>/dev/null || need_apt+=(python3-slixmpp)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v haproxy >/dev/null || need_apt+=(haproxy)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
