@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"strconv"
@@ -135,6 +136,11 @@ func (st *setupState) run(deadline time.Time) error {
 			dl = stepDeadline
 		}
 		_ = st.s.up.conn.SetReadDeadline(dl)
+		// A shutdown's wake moves the deadline into the past; one that came
+		// before the line above is seen here, one after it ends the read.
+		if err := st.s.ctx.Err(); err != nil {
+			return context.Cause(st.s.ctx)
+		}
 		u, err := st.s.up.fr.Next()
 		if err != nil {
 			if isTimeout(err) && st.requiredDone() {
