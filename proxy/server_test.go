@@ -102,31 +102,11 @@ func attrOf(r slog.Record, key string) slog.Value {
 // the test hands it a listener with serve. rec, when set, keeps the log.
 func newTestServer(t *testing.T, upstream string, rec *logRecorder, tweak func(*Config)) *Server {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Upstream = upstream
-	cfg.UpstreamTLS = UpstreamTLSNone
-	cfg.Domains = []string{"localhost"}
-	cfg.AllowPlaintext = true
-	if tweak != nil {
-		tweak(&cfg)
-	}
 	var h slog.Handler = slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})
 	if rec != nil {
 		h = recordingHandler{h, rec}
 	}
-	srv, err := NewServer(cfg, nil, slog.New(h))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return srv
+	return newServerForTest(t, testConfig(upstream, tweak), nil, slog.New(h))
 }
 
 func listenLoopback(t *testing.T) net.Listener {

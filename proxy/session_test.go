@@ -367,6 +367,17 @@ func (c *fakeConn) waitClosed(t *testing.T) {
 
 func startProxy(t *testing.T, upstream string, tlsConfig *tls.Config, tweak func(*Config)) *Server {
 	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := newServerForTest(t, testConfig(upstream, tweak), tlsConfig, log)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// testConfig is what the unit tests run a proxy with: plaintext on
+// loopback, in front of upstream, then tweak.
+func testConfig(upstream string, tweak func(*Config)) Config {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Upstream = upstream
@@ -376,12 +387,14 @@ func startProxy(t *testing.T, upstream string, tlsConfig *tls.Config, tweak func
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return cfg
+}
+
+// newServerForTest makes a server that the test's cleanup shuts down.
+func newServerForTest(t *testing.T, cfg Config, tlsConfig *tls.Config, log *slog.Logger) *Server {
+	t.Helper()
 	srv, err := NewServer(cfg, tlsConfig, log)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -20,13 +20,16 @@ import (
 
 // logBuffer keeps what a server logged, for tests to search.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
 }
 
 func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	close(b.changed)
+	b.changed = make(chan struct{})
 	return b.buf.Write(p)
 }
 
@@ -36,15 +39,23 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// wait waits until the log holds s.
+// wait waits until the log holds s, waking on each write.
 func (b *logBuffer) wait(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !strings.Contains(b.String(), s) {
-		if time.Now().After(deadline) {
+	deadline := time.NewTimer(waitFor)
+	defer deadline.Stop()
+	for {
+		b.mu.Lock()
+		found, changed := strings.Contains(b.buf.String(), s), b.changed
+		b.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
 			t.Fatalf("the server never logged %q; it logged:\n%s", s, b.String())
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -79,38 +90,22 @@ func (b *logBuffer) record(t *testing.T, msg string) map[string]any {
 // kept in the returned buffer.
 func startLoggedProxy(t *testing.T, upstream, format string, tweak func(*Config)) (*Server, *logBuffer) {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Upstream = upstream
-	cfg.UpstreamTLS = UpstreamTLSNone
-	cfg.Domains = []string{"localhost"}
-	cfg.AllowPlaintext = true
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	logs := &logBuffer{}
+	logs := &logBuffer{changed: make(chan struct{})}
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	var h slog.Handler = slog.NewTextHandler(logs, opts)
 	if format == LogFormatJSON {
 		h = slog.NewJSONHandler(logs, opts)
 	}
-	srv, err := NewServer(cfg, nil, slog.New(h))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	// Cleanups run last first: this one after the server's shutdown.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("the proxy's log:\n%s", logs.String())
 		}
 	})
+	srv := newServerForTest(t, testConfig(upstream, tweak), nil, slog.New(h))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
 	return srv, logs
 }
 
