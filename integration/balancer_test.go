@@ -233,22 +233,11 @@ func (p *peer) waitCount(ctx context.Context, marker string, n int) bool {
 // waitUntil waits until cond (called with p.mu held) holds, reading
 // stops, or ctx ends.
 func (p *peer) waitUntil(ctx context.Context, cond func() bool) bool {
-	for {
+	return waitChanged(ctx, func() (bool, <-chan struct{}, bool) {
 		p.mu.Lock()
-		ok, ch, over := cond(), p.changed, p.err != nil
-		p.mu.Unlock()
-		if ok {
-			return true
-		}
-		if over {
-			return false
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
+		defer p.mu.Unlock()
+		return cond(), p.changed, p.err != nil
+	})
 }
 
 // with returns the elements received so far that carry marker.

@@ -133,10 +133,20 @@ func (d *device) stop() {
 // waitUntil waits until cond (called with d.mu held) holds, reading stops,
 // or ctx ends, and reports whether cond held.
 func (d *device) waitUntil(ctx context.Context, cond func() bool) bool {
-	for {
+	return waitChanged(ctx, func() (bool, <-chan struct{}, bool) {
 		d.mu.Lock()
-		ok, ch, over := cond(), d.changed, d.err != nil
-		d.mu.Unlock()
+		defer d.mu.Unlock()
+		return cond(), d.changed, d.err != nil
+	})
+}
+
+// waitChanged is the wait of the tests' socket readers (device, peer):
+// look reports, under the reader's lock, whether the condition holds, the
+// channel the next change closes, and whether reading has stopped. It
+// reports whether the condition held before reading stopped or ctx ended.
+func waitChanged(ctx context.Context, look func() (ok bool, changed <-chan struct{}, over bool)) bool {
+	for {
+		ok, changed, over := look()
 		if ok {
 			return true
 		}
@@ -144,7 +154,7 @@ func (d *device) waitUntil(ctx context.Context, cond func() bool) bool {
 			return false
 		}
 		select {
-		case <-ch:
+		case <-changed:
 		case <-ctx.Done():
 			return false
 		}
