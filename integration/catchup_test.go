@@ -237,3 +237,66 @@ func TestCatchupCapSaysIncompleteAndLosesNothing(t *testing.T) {
 		}
 	})
 }
+
+var startIDRE = regexp.MustCompile(`<start [^>]*\bid=['"]([^'"]+)['"]`)
+
+// edgesOf returns the start and end archive ids of <bound/>'s <metadata/>.
+func edgesOf(t *testing.T, success []byte) (start, end string) {
+	t.Helper()
+	s, e := startIDRE.FindSubmatch(success), endIDRE.FindSubmatch(success)
+	if s == nil || e == nil {
+		t.Fatalf("<bound/> lacks the archive's start or end: %s", success)
+	}
+	return string(s[1]), string(e[1])
+}
+
+// TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt logs one account in
+// again and again with <sync after='...'/>: from the second login on, the
+// proxy has the archive's start cached and takes the end from the
+// catch-up. The <metadata/> in <bound/> must still be what the server
+// says, whether messages came in between or not.
+func TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		bob := e.login(t, "bob")
+		send(t, bob, fmt.Sprintf("<message to='henry@%s' type='chat'><body>first</body></message>", domain))
+		time.Sleep(300 * time.Millisecond) // let the archive write land
+		syncAfter := func(after string) ([]byte, []byte) {
+			c := e.login2(t, "henry", func(l *harness.Login) {
+				l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>meta</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/></bind>"
+			})
+			defer c.Close()
+			_, synced, _ := catchup(t, c)
+			return c.Success, synced
+		}
+		serverSays := func() (string, string) { // a login without <sync/> always asks the server
+			c := e.login2(t, "henry")
+			defer c.Close()
+			return edgesOf(t, c.Success)
+		}
+		start, end := serverSays()
+		success, _ := syncAfter(end) // fills the cache
+		if s, en := edgesOf(t, success); s != start || en != end {
+			t.Fatalf("first sync: edges %s..%s, server says %s..%s", s, en, start, end)
+		}
+		marker := harness.NewID()
+		for i := 1; i <= 3; i++ {
+			send(t, bob, fmt.Sprintf("<message to='henry@%s' type='chat'><body>new %d %s</body></message>", domain, i, marker))
+		}
+		time.Sleep(300 * time.Millisecond)
+		success, synced := syncAfter(end)
+		m := syncedRE.FindSubmatch(synced)
+		newStart, newEnd := serverSays()
+		if s, en := edgesOf(t, success); s != newStart || en != newEnd || m == nil || string(m[1]) != newEnd {
+			t.Fatalf("after new messages: edges %s..%s, synced %s; server says %s..%s", s, en, synced, newStart, newEnd)
+		}
+		success, _ = syncAfter(newEnd) // nothing new: the cached end stands
+		if s, en := edgesOf(t, success); s != newStart || en != newEnd {
+			t.Fatalf("nothing new: edges %s..%s, server says %s..%s", s, en, newStart, newEnd)
+		}
+		success, _ = syncAfter(end) // an older id than the end, three after it
+		if s, en := edgesOf(t, success); s != newStart || en != newEnd {
+			t.Fatalf("sync from an older id: edges %s..%s, server says %s..%s", s, en, newStart, newEnd)
+		}
+	})
+}

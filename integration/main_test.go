@@ -27,7 +27,7 @@ const (
 )
 
 // Accounts registered on every server.
-var accounts = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "henry", "ivan"}
+var accounts = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "henry", "ivan", "judy"}
 
 var servers []harness.Server
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"strings"
 	"sync"
 
@@ -71,11 +72,11 @@ func (g *registry) online(bare string) *account {
 }
 
 // join makes a bound 2.0 session one of its account's delivery targets.
-// Its catch-up is already done (the Bind2 replay delivers it before the
-// relay starts), so it is synced at once. It returns the sessions of the
-// same full JID that this one replaces (XEP-0386), which are no longer
+// A session with a catch-up to stream joins catching up: the live
+// messages meant for it are held until synced. It returns the sessions of
+// the same full JID that this one replaces (XEP-0386), which are no longer
 // delivery targets: the caller ends them.
-func (g *registry) join(r *relay) (*account, []*relay) {
+func (g *registry) join(r *relay, catchingUp bool) (*account, []*relay) {
 	jid := r.s.v2.jid
 	bare := strings.ToLower(bareJID(jid))
 	// Lock order: registry, then account (leave deletes empty accounts).
@@ -98,8 +99,23 @@ func (g *registry) join(r *relay) (*account, []*relay) {
 	}
 	acc.sessions[r.name] = r
 	acc.sim.JoinAs(r.name, jid)
-	acc.sim.Synced(r.name)
+	if !catchingUp {
+		acc.sim.Synced(r.name)
+	}
 	return acc, replaced
+}
+
+// synced ends r's catch-up in the account's delivery state and returns
+// the live messages held for it, in arrival order.
+func (acc *account) synced(r *relay) [][]byte {
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	ds := acc.sim.Synced(r.name)
+	out := make([][]byte, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.Stanza)
+	}
+	return out
 }
 
 // leave removes an ended 2.0 session; a detached one stays until its
@@ -128,15 +144,33 @@ func (g *registry) leave(r *relay) {
 // observe runs a message that arrived on session's upstream leg through
 // the account's exactly-once rules and returns who gets what. session is
 // a 2.0 session's relay name, or a classic session's JID.
+//
+// A session whose catch-up met more live messages than carbonsim holds
+// has left the account's delivery state: it is ended here, with
+// <resource-constraint/>, and its client's next <sync/> recovers them.
 func (acc *account) observe(session string, stanza []byte) ([]delivery, error) {
 	acc.mu.Lock()
-	defer acc.mu.Unlock()
 	ds, err := acc.sim.Observe(carbonsim.Event{Session: session, Stanza: stanza})
 	out := make([]delivery, 0, len(ds))
 	for _, d := range ds {
 		if r := acc.sessions[d.Session]; r != nil {
 			out = append(out, delivery{to: r, stanza: d.Stanza})
 		}
+	}
+	var overflowed []*relay
+	var hoe *carbonsim.HoldOverflowError
+	if errors.As(err, &hoe) {
+		for _, name := range hoe.Sessions {
+			if r := acc.sessions[name]; r != nil {
+				overflowed = append(overflowed, r)
+				delete(acc.sessions, name)
+			}
+		}
+	}
+	acc.mu.Unlock()
+	for _, r := range overflowed {
+		// Ending it may wait on its upstream queue: never on this reader.
+		go r.terminate(errHoldOverflow, true)
 	}
 	return out, err
 }

@@ -115,6 +115,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		req = append(req, clampPriority(appendPresence(nil, bind.Presence))...)
 	}
 	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
+	st.meta.account = a.saslUsername() + "@" + s.domain
 	req = st.appendOptionalRequests(req, bind)
 	if feats.SM != nil {
 		st.out.upOut = countStanzas(req[enableEnd:])
@@ -135,7 +136,13 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 // the catch-up queries to the pipelined replay. Joins go before the room
 // archive queries: the server handles them in order.
 func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
-	req = append(req, "<iq type='get' id='"+idMetadata+"'><metadata xmlns='"+nsMAM+"'/></iq>"...)
+	sync := bind.Sync
+	wantSync := sync != nil && (sync.After != "" || sync.Within != "")
+	if edges, ok := st.s.srv.edges.get(st.meta.account); ok && wantSync {
+		st.meta.edges, st.meta.fromCache = edges, true
+	} else {
+		req = append(req, metadataQuery...)
+	}
 	for i, j := range bind.Joins {
 		if j.Room == "" || j.Nick == "" {
 			continue
@@ -152,7 +159,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 			req = append(req, j.catchup.request()...)
 		}
 	}
-	if sync := bind.Sync; sync != nil && (sync.After != "" || sync.Within != "") {
+	if wantSync {
 		st.sync = &archiveSync{queryID: queryIDSync, idPrefix: queryIDSync + "-", after: sync.After, max: st.s.srv.cfg.Limits.MaxCatchup}
 		if secs, err := strconv.Atoi(sync.Within); err == nil && secs > 0 && sync.After == "" {
 			st.sync.start = time.Now().Add(-time.Duration(secs) * time.Second)

@@ -81,6 +81,9 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 	if toUp != nil {
 		r.send(&r.up, toUp)
 	}
+	if name == "a" {
+		v.pokeCatchup(r) // the client took what it acked
+	}
 }
 
 // clientAck applies the client's <a/>. A bad h is the stream error of

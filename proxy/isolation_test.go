@@ -146,12 +146,12 @@ func TestANewSessionOfTheSameDeviceReplacesTheOldOneAndSurvivesItsEnd(t *testing
 	old := quietRelay(srv, nil, alice1)
 	old.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: alice1}
 	old.name = alice1 + "#1"
-	acc, _ := srv.registry.join(old)
+	acc, _ := srv.registry.join(old, false)
 	old.s.v2.acc = acc
 	fresh := quietRelay(srv, nil, alice1)
 	fresh.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: alice1}
 	fresh.name = alice1 + "#2"
-	acc2, replaced := srv.registry.join(fresh)
+	acc2, replaced := srv.registry.join(fresh, false)
 	fresh.s.v2.acc = acc2
 	if len(replaced) != 1 || replaced[0] != old {
 		t.Fatalf("join replaced %v, want the old session", replaced)

@@ -110,7 +110,10 @@ func (s *session) startRelay() bool {
 		r.filter = s.v2
 		r.name = fmt.Sprintf("%s#%d", s.v2.jid, s.id)
 		r.client.spillMax = clientSpillBytes(s.srv.cfg.Limits)
-		s.v2.acc, replaced = s.srv.registry.join(r)
+		s.v2.acc, replaced = s.srv.registry.join(r, s.v2.catchup != nil)
+		if s.v2.catchup != nil {
+			s.v2.startCatchup(r)
+		}
 	}
 	s.mu.Lock()
 	s.relay = r
@@ -126,6 +129,9 @@ func (s *session) startRelay() bool {
 	}
 	r.startReader(&r.up, &r.client, nil, false)
 	r.startClient()
+	if s.v2 != nil && s.v2.catchup != nil {
+		s.v2.runCatchup(r)
+	}
 	return true
 }
 
@@ -565,6 +571,9 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 		if len(b) > 0 && !r.write(l, b) {
 			l.writing.Store(false)
 			return
+		}
+		if l.idx == 0 && r.s.v2 != nil {
+			r.s.v2.pokeCatchup(r) // without SM, a written page is a taken one
 		}
 		if stop {
 			l.writing.Store(false)

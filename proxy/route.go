@@ -44,6 +44,7 @@ func (v *session2) route(r *relay, raw []byte) []byte {
 // session's client, with this leg's stream management.
 // It never waits on this session's client (see clientTooSlow).
 func (r *relay) deliver(stanza []byte) {
+	defer r.s.v2.inOrder()()
 	r.s.v2.toClient(r, stanza)
 }
 

@@ -87,6 +87,6 @@ func joinAs(srv *Server, jid string, r *relay) *account {
 		r.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: jid}
 	}
 	r.s.v2.jid = jid
-	acc, _ := srv.registry.join(r)
+	acc, _ := srv.registry.join(r, false)
 	return acc
 }

@@ -28,6 +28,8 @@ type Server struct {
 	// detached holds 2.0 sessions whose client vanished, for resumption.
 	detached *sessioncache.Cache[*relay]
 	registry *registry
+	// edges caches each account's archive edges for the Bind2 replay.
+	edges *edgeCache
 
 	// acceptRetry paces an accept loop after a failed accept.
 	acceptRetry acceptRetry
@@ -64,7 +66,7 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: log, tls: tlsConfig, domains: map[string]bool{}, sessions: map[*session]struct{}{}, registry: newRegistry(),
-		acceptRetry: defaultAcceptRetry, quit: make(chan struct{})}
+		edges: newEdgeCache(archiveEdgeEntries), acceptRetry: defaultAcceptRetry, quit: make(chan struct{})}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true
 	}

@@ -151,6 +151,9 @@ func (s *session) finish() {
 		if s.v2 != nil && s.v2.acc != nil {
 			s.srv.registry.leave(s.relay)
 		}
+		if s.v2 != nil {
+			s.v2.stopCatchup()
+		}
 		s.drainUpstreamDial()
 		s.closeConns()
 		s.stopWake()

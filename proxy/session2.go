@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
@@ -50,6 +51,9 @@ type session2 struct {
 	// online, when set, replaces asking the server whether a full JID is
 	// online (tests).
 	online func(r *relay, to string) bool
+	// catchup streams the catch-up the client asked for; nil without one.
+	// Set before the relay starts, never changed.
+	catchup *catchup
 }
 
 // authenticate2 relays a SASL2 exchange to the upstream in RFC 6120
@@ -165,7 +169,13 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
 	b := appendSuccess(nil, additional, bs, st, enabled, resumeFailed)
 	b = append(b, "<stream:features/>"...)
-	b, sent := st.appendCatchup(b, bareJID(bs.jid))
+	// The catch-up streams from the relay (catchup.go); without one, what
+	// came during setup follows <success/> at once.
+	var sent [][]byte
+	v2.catchup = newCatchup(st, time.Duration(s.srv.cfg.Timeouts.SetupStep), carbonsim.DefaultMemory)
+	if v2.catchup == nil {
+		b, sent = appendPending(b, bs.pending)
+	}
 	ask := false
 	for _, raw := range sent {
 		q, err := v2.sm.Queue(raw)
@@ -256,14 +266,18 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 		v.upstreamHandled(upSeq)
 		return nil
 	}
+	if v.catchup != nil && v.catchUpTakes(r, name, raw, upSeq) {
+		return nil
+	}
 	out := raw
 	if string(name) == "message" {
 		out = v.route(r, raw)
-		if out == nil { // delivered elsewhere only, or dropped
+		if out == nil { // delivered elsewhere only, held, or dropped
 			v.upstreamHandled(upSeq)
 			return nil
 		}
 	}
+	defer v.inOrder()()
 	v.toClientFromUpstream(r, out, upSeq)
 	return nil
 }

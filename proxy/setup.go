@@ -17,12 +17,18 @@ type archiveSync struct {
 	to, queryID, idPrefix string
 	after                 string
 	start                 time.Time
-	results               [][]byte
+	// buf holds the page's messages not queued for the client yet; the
+	// catch-up (catchup.go) queues them as they come.
+	buf []catchItem
+	// fin is the end of the current page, until the catch-up acts on it.
+	fin *mamFin
 	// ids are the archive ids delivered so far: ejabberd was seen to
 	// answer one query with a result twice under the same id, and a
 	// catch-up delivers each archived message once.
 	ids            map[string]bool
 	lastID         string
+	lastStamp      string // the archive timestamp of lastID
+	delivered      int
 	page           int
 	done, complete bool
 	// max bounds the messages this catch-up delivers (limits.max_catchup);
@@ -47,9 +53,32 @@ func (a *archiveSync) firstTime(id string) bool {
 	return true
 }
 
+// take keeps an archived message of this catch-up's current page; it
+// reports false for a repeat, or for the account archive's message to
+// another session of the account (it moves the page on, but is not
+// delivered: see forAnotherSession).
+func (a *archiveSync) take(res mamResult, it catchItem, self string, account bool) bool {
+	if a.done || !a.firstTime(res.id) {
+		return false // a repeat: last must not go back to it
+	}
+	a.lastID, a.lastStamp = res.id, res.stamp
+	if account && forAnotherSession(it.raw, self) {
+		return false
+	}
+	a.buf = append(a.buf, it)
+	return true
+}
+
+// endPage keeps the end of the current page for the catch-up to act on.
+func (a *archiveSync) endPage(f mamFin) {
+	if !a.done {
+		a.fin = &f
+	}
+}
+
 func (a *archiveSync) request() []byte {
 	id := a.idPrefix + strconv.Itoa(a.page)
-	return mamQuery(id, a.to, a.queryID, a.after, a.start, min(syncPage, a.max-len(a.results)), false)
+	return mamQuery(id, a.to, a.queryID, a.after, a.start, min(syncPage, a.max-a.delivered), false)
 }
 
 // onFin handles a page's end and returns the next page's request, if any.
@@ -62,7 +91,7 @@ func (a *archiveSync) onFin(fin mamFin) []byte {
 		a.done, a.complete = true, true
 		return nil
 	}
-	if len(a.results) >= a.max {
+	if a.delivered >= a.max {
 		a.done = true
 		return nil
 	}
@@ -83,10 +112,13 @@ type roomJoin struct {
 
 // archiveMeta is the account archive's first and last entry.
 type archiveMeta struct {
-	raw                            []byte // a <metadata/> element, when the server has XEP-0313 metadata
-	startID, startTS, endID, endTS string
-	fallbackLeft                   int
-	done                           bool
+	edges        archiveEdges
+	account      string // the cache key: the account authenticated
+	fallbackLeft int
+	done         bool
+	// fromCache: the start came from the edge cache and no <metadata/>
+	// was asked; the catch-up's first page decides the end (endFromSync).
+	fromCache bool
 }
 
 // setupState collects the upstream's answers to the pipelined Bind2 replay.
@@ -105,20 +137,24 @@ type setupState struct {
 
 func (st *setupState) requiredDone() bool { return st.gotBind && st.gotCarb && st.gotSM }
 
+// allDone reports whether everything <success/> reports is in: bind,
+// carbons, SM, the archive metadata and the joins. The catch-up is not
+// waited for: it streams once the client has its <success/> (catchup.go).
 func (st *setupState) allDone() bool {
-	if !st.requiredDone() || !st.meta.done || (st.sync != nil && !st.sync.done) {
+	if !st.requiredDone() || !st.meta.done {
 		return false
 	}
 	for _, j := range st.joins {
-		if !j.done || (j.catchup != nil && !j.catchup.done) {
+		if !j.done {
 			return false
 		}
 	}
 	return true
 }
 
-// run reads until every answer is in. Optional parts that do not answer
-// within timeouts.setup_step are given up and reported as failed.
+// run reads until every answer <success/> needs is in. Optional parts that
+// do not answer within timeouts.setup_step are given up and reported as
+// failed.
 func (st *setupState) run(deadline time.Time) error {
 	stepDeadline := time.Now().Add(time.Duration(st.s.srv.cfg.Timeouts.SetupStep))
 	for !st.allDone() {
@@ -170,21 +206,14 @@ func (st *setupState) giveUp() {
 	}
 	if !st.meta.done {
 		st.meta.done = true
+		st.meta.edges = archiveEdges{} // a cached start without its end says nothing
 		ab.queryIDs = append(ab.queryIDs, idMetaFirst, idMetaLast)
 		ab.idPrefixes = append(ab.idPrefixes, idMetadata)
-	}
-	if st.sync != nil && !st.sync.done {
-		st.sync.done = true
-		ab.add(st.sync)
 	}
 	for _, j := range st.joins {
 		if !j.done {
 			j.done = true
 			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + nsStanzas + "'/></error>")
-		}
-		if j.catchup != nil && !j.catchup.done {
-			j.catchup.done = true
-			ab.add(j.catchup)
 		}
 	}
 	st.out.abandoned = ab
@@ -239,6 +268,9 @@ func (st *setupState) onIQ(raw []byte) {
 		if err == nil {
 			st.out.jid = jid
 		}
+		if st.meta.fromCache && !strings.EqualFold(bareJID(jid), st.meta.account) {
+			st.askMetadata() // bound to another account than the cache key
+		}
 	case id == idCarbons:
 		st.gotCarb = true
 		st.out.carbons = typ == "result"
@@ -249,13 +281,18 @@ func (st *setupState) onIQ(raw []byte) {
 	case id == idMetaFirst || id == idMetaLast:
 		if st.meta.fallbackLeft--; st.meta.fallbackLeft <= 0 {
 			st.meta.done = true
+			st.s.srv.edges.put(st.meta.account, st.meta.edges)
 		}
 	case st.sync != nil && strings.HasPrefix(id, st.sync.idPrefix):
-		st.followUp = append(st.followUp, st.sync.onFin(parseMAMFin(raw))...)
+		f := parseMAMFin(raw)
+		st.sync.endPage(f)
+		if st.meta.fromCache && !st.meta.done {
+			st.endFromSync(f)
+		}
 	default:
 		for _, j := range st.joins {
 			if j.catchup != nil && strings.HasPrefix(id, j.catchup.idPrefix) {
-				st.followUp = append(st.followUp, j.catchup.onFin(parseMAMFin(raw))...)
+				j.catchup.endPage(parseMAMFin(raw))
 				return
 			}
 		}
@@ -267,10 +304,12 @@ func (st *setupState) onIQ(raw []byte) {
 // queries (first and last) on servers without it, such as ejabberd 23.01.
 func (st *setupState) onMetadata(raw []byte, typ string) {
 	if typ == "result" {
+		st.meta.edges = archiveEdges{}
 		if m := childElement(raw, nsMAM, "metadata"); m != nil {
-			st.meta.raw = bytes.Clone(m)
+			st.meta.edges = parseMetadata(m)
 		}
 		st.meta.done = true
+		st.s.srv.edges.put(st.meta.account, st.meta.edges)
 		return
 	}
 	st.meta.fallbackLeft = 2
@@ -286,24 +325,15 @@ func (st *setupState) onMessage(raw []byte) {
 	}
 	switch {
 	case res.queryID == idMetaFirst:
-		st.meta.startID, st.meta.startTS = res.id, res.stamp
+		st.meta.edges.startID, st.meta.edges.startTS = res.id, res.stamp
 	case res.queryID == idMetaLast:
-		st.meta.endID, st.meta.endTS = res.id, res.stamp
+		st.meta.edges.endID, st.meta.edges.endTS = res.id, res.stamp
 	case st.sync != nil && res.queryID == st.sync.queryID:
-		if !st.sync.firstTime(res.id) {
-			return // a repeat: last must not go back to it
-		}
-		st.sync.lastID = res.id
-		if !forAnotherSession(raw, st.out.jid) {
-			st.sync.results = append(st.sync.results, bytes.Clone(raw))
-		}
+		st.sync.take(res, catchItem{raw: bytes.Clone(raw)}, st.out.jid, true)
 	default:
 		for _, j := range st.joins {
 			if j.catchup != nil && res.queryID == j.catchup.queryID {
-				if j.catchup.firstTime(res.id) {
-					j.catchup.results = append(j.catchup.results, bytes.Clone(raw))
-					j.catchup.lastID = res.id
-				}
+				j.catchup.take(res, catchItem{raw: bytes.Clone(raw)}, st.out.jid, false)
 				return
 			}
 		}
@@ -371,13 +401,11 @@ func errorChild(raw []byte) []byte {
 // appendBound adds the <bound/> children that depend on the setup answers:
 // archive metadata and the MUC join outcomes.
 func (st *setupState) appendBound(b []byte) []byte {
-	switch {
-	case st.meta.raw != nil:
-		b = append(b, st.meta.raw...)
-	case st.meta.startID != "" || st.meta.endID != "":
+	switch e := st.meta.edges; {
+	case e.startID != "" || e.endID != "":
 		b = append(b, "<metadata xmlns='"+nsMAM+"'>"...)
-		b = appendMetaItem(b, "start", st.meta.startID, st.meta.startTS)
-		b = appendMetaItem(b, "end", st.meta.endID, st.meta.endTS)
+		b = appendMetaItem(b, "start", e.startID, e.startTS)
+		b = appendMetaItem(b, "end", e.endID, e.endTS)
 		b = append(b, "</metadata>"...)
 	case st.meta.done:
 		b = append(b, "<metadata xmlns='"+nsMAM+"'/>"...)
@@ -408,57 +436,51 @@ func appendMetaItem(b []byte, name, id, ts string) []byte {
 	return append(b, "'/>"...)
 }
 
-// appendCatchup emits the catch-up in the contract's order (section 4):
-// the account archive, each room's archive, <synced/>, then the stanzas
-// held during setup minus those the catch-up already delivered. It returns
-// the stanzas written, in order, for the client leg's stream management.
-func (st *setupState) appendCatchup(b []byte, account string) ([]byte, [][]byte) {
+// appendPending adds what the upstream sent during setup, for a session
+// without a catch-up (with one, it comes after <synced/>: catchup.go). It
+// returns the stanzas written, in order, for the client leg's stream
+// management.
+func appendPending(b []byte, pending [][]byte) ([]byte, [][]byte) {
 	var sent [][]byte
-	seen := map[string]bool{}
-	emit := func(raw []byte) {
-		b = append(b, raw...)
-		if name, _ := elementName(raw); isStanza(name) {
-			sent = append(sent, raw)
-		}
-	}
-	wantSynced := st.sync != nil || len(st.joins) > 0
-	complete := true
-	count, last := 0, ""
-	if st.sync != nil {
-		for _, r := range st.sync.results {
-			if res, ok := parseMAMResult(r); ok {
-				seen["sid:"+res.id] = true
-			}
-			emit(r)
-		}
-		count, last, complete = len(st.sync.results), st.sync.lastID, st.sync.complete
-	}
-	for _, j := range st.joins {
-		if j.catchup == nil {
-			continue
-		}
-		for _, r := range j.catchup.results {
-			emit(r)
-		}
-		complete = complete && j.catchup.complete
-	}
-	if wantSynced {
-		b = append(b, "<synced xmlns='"+nsXMPP2+"' last='"...)
-		b = appendEscaped(b, last)
-		b = append(b, "' count='"...)
-		b = strconv.AppendInt(b, int64(count), 10)
-		b = append(b, "' complete='"...)
-		b = strconv.AppendBool(b, complete)
-		b = append(b, "'/>"...)
-	}
-	for _, p := range st.out.pending {
-		if k := dedupKey(p, account); k != "" && seen[k] {
-			continue // already delivered by the catch-up
-		}
-		if name, _ := elementName(p); string(name) == "message" {
+	for _, p := range pending {
+		name, _ := elementName(p)
+		if string(name) == "message" {
 			p = entering(p) // live traffic: the entering rules, as in the relay
 		}
-		emit(p)
+		b = append(b, p...)
+		if isStanza(name) {
+			sent = append(sent, p)
+		}
 	}
 	return b, sent
+}
+
+// askMetadata asks the server for the archive's edges (XEP-0313
+// <metadata/>), after all: the cache could not vouch for them.
+func (st *setupState) askMetadata() {
+	st.meta.fromCache, st.meta.edges = false, archiveEdges{}
+	st.followUp = append(st.followUp, metadataQuery...)
+}
+
+var metadataQuery = []byte("<iq type='get' id='" + idMetadata + "'><metadata xmlns='" + nsMAM + "'/></iq>")
+
+// endFromSync decides the archive's end from the first page of the
+// account catch-up, when the start came from the cache (see edgeCache
+// for why each case holds).
+func (st *setupState) endFromSync(f mamFin) {
+	a, e := st.sync, &st.meta.edges
+	switch {
+	case f.ok && f.complete && a.lastID != "":
+		e.endID, e.endTS = a.lastID, a.lastStamp
+	case f.ok && f.complete && a.after != "" && a.after == e.endID:
+		// nothing after the end the cache knew
+	default:
+		if !f.ok {
+			st.s.srv.edges.forget(st.meta.account)
+		}
+		st.askMetadata()
+		return
+	}
+	st.meta.done = true
+	st.s.srv.edges.confirmEnd(st.meta.account, e.endID, e.endTS)
 }
