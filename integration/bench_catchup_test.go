@@ -87,7 +87,17 @@ func seedArchive(b *testing.B, e *env, srv harness.Server) string {
 				batch.Reset()
 			}
 		}
-		waitFor(b, judy, fmt.Sprintf("<body>seed %d</body>", to-1))
+		// Thousands of archive writes take a while on a loaded machine.
+		got, last := 0, ""
+		if _, err := judy.WaitFor(2*time.Minute, func(el []byte) bool {
+			if contains(el, "<body>seed ") {
+				got++
+				last = string(el)
+			}
+			return contains(el, fmt.Sprintf("<body>seed %d</body>", to-1))
+		}); err != nil {
+			b.Fatalf("seeding %d..%d: %d arrived, the last %s: %v", from, to, got, last, err)
+		}
 	}
 	phase(0, archiveSize-catchupSize)
 	after := lastArchived(b, judy, fmt.Sprintf("seed %d", archiveSize-catchupSize-1))
