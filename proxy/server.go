@@ -40,11 +40,11 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	// The WebSocket listener (websocket_listen) and its HTTP server.
-	wsLn   net.Listener
-	wsHTTP *http.Server
-	sessions  map[*session]struct{}
-	closing   bool
-	wg        sync.WaitGroup // accept loops and sessions
+	wsLn     net.Listener
+	wsHTTP   *http.Server
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup // accept loops and sessions
 }
 
 // NewServer checks cfg and loads the client-facing certificate, exactly
