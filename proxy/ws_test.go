@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
 )
 
 // wsTestClient drives the proxy's WebSocket listener message by message.
@@ -257,7 +259,7 @@ func TestWebSocketShutdownSendsSystemShutdownThenClose(t *testing.T) {
 func TestWebSocketSessionsNeverParkOnTheSocket(t *testing.T) {
 	// Parking reads the kernel socket under the leg's buffers; under a
 	// WebSocket the library owns the socket and its frames.
-	if p := newParking(&wsConn{}, nil); p.raw != nil {
+	if p := newParking(new(wsconn.Conn), nil); p.raw != nil {
 		t.Fatal("a WebSocket leg would park on a raw socket")
 	}
 }
