@@ -34,6 +34,11 @@ func (s *Server) listenWebSocket() error {
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		// A request that is not upgraded has no reason to linger.
+		IdleTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		// Before authentication a client gets little: a browser's
+		// cookies fit, a flood of headers does not.
+		MaxHeaderBytes: 64 << 10,
 		// Failed TLS handshakes and bad requests from scanners are noise.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		// WebSocket needs HTTP/1.1's Upgrade (the library hijacks the
