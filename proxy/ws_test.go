@@ -116,7 +116,7 @@ func TestWebSocketHandshakeRules(t *testing.T) {
 	t.Parallel()
 	fake := startFakeUpstream(t, false)
 	srv := startWSProxy(t, fake.addr(), nil, func(c *Config) {
-		c.WebSocketOrigins = []string{"*.example.org"}
+		c.WebSocketOrigins = []string{"*.example.org", "localhost:*"}
 	})
 	for _, tc := range []struct {
 		name    string
@@ -129,6 +129,8 @@ func TestWebSocketHandshakeRules(t *testing.T) {
 		{name: "a client offering other subprotocols only is refused", protos: []string{"chat", "mqtt"}, wantErr: http.StatusBadRequest},
 		{name: "a page from another host is refused", protos: []string{"xmpp"}, origin: "https://evil.test", wantErr: http.StatusForbidden},
 		{name: "a page whose origin matches websocket_origins is accepted", protos: []string{"xmpp"}, origin: "https://chat.example.org"},
+		{name: "a page on another port of localhost is accepted with the pattern localhost:*", protos: []string{"xmpp"}, origin: "http://localhost:8080"},
+		{name: "a page on another port of the same address is refused without a pattern for it", protos: []string{"xmpp"}, origin: "http://127.0.0.1:8080", wantErr: http.StatusForbidden},
 		{name: "a page from the host it connects to is accepted", protos: []string{"xmpp"}, origin: "http://" + srv.WebSocketAddr().String()},
 		{name: "a client that sends no Origin (not a browser) is accepted", protos: []string{"chat", "xmpp"}},
 		{name: "another path is not served", path: "/ws", protos: []string{"xmpp"}, wantErr: http.StatusNotFound},
