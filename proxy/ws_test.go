@@ -350,3 +350,47 @@ func TestWebSocketTLSServesWSSWithTheClientCertificate(t *testing.T) {
 	c := &wsTestClient{t: t, ws: ws}
 	c.login() // SASL without allow_plaintext, and no STARTTLS
 }
+
+func TestWebSocketShutdownDuringNegotiationSendsSystemShutdown(t *testing.T) {
+	t.Parallel()
+	fake := startFakeUpstream(t, false)
+	srv := startWSProxy(t, fake.addr(), nil, nil)
+	c := dialWS(t, srv)
+	c.send(wsOpen)
+	c.expectPrefix("<open ")
+	c.expectPrefix("<stream:features")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	// The session waits in a read: the shutdown moves its deadline, and
+	// the connection must still carry the stream error.
+	m := c.expectPrefix("<stream:error xmlns:stream=")
+	if !strings.Contains(m, CondSystemShutdown) {
+		t.Fatalf("stream error %q, want %s", m, CondSystemShutdown)
+	}
+	if m := c.next(); m != wsCloseMsg {
+		t.Fatalf("client read %q, want close", m)
+	}
+	c.expectClosed()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWebSocketCloseBeforeLoginIsAnswered(t *testing.T) {
+	t.Parallel()
+	fake := startFakeUpstream(t, false)
+	srv := startWSProxy(t, fake.addr(), nil, nil)
+	c := dialWS(t, srv)
+	c.send(wsOpen)
+	c.expectPrefix("<open ")
+	c.expectPrefix("<stream:features")
+	c.send(wsCloseMsg)
+	if m := c.next(); m != wsCloseMsg {
+		t.Fatalf("client read %q, want close", m)
+	}
+	c.expectClosed()
+}
