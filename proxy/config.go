@@ -28,6 +28,16 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// DirectTLSListen is the XEP-0368 direct TLS address; empty turns it off.
 	DirectTLSListen string `yaml:"direct_tls_listen"`
+	// WebSocketListen is the RFC 7395 WebSocket address; empty turns it
+	// off. WebSocketPath is the HTTP path served there. WebSocketTLS
+	// serves wss with cert and key; without it the listener is plain,
+	// for a TLS-terminating web server in front. WebSocketOrigins are
+	// the Origin patterns a browser page may connect from; empty allows
+	// only pages from the host the request names. See wsconfig.go.
+	WebSocketListen  string   `yaml:"websocket_listen"`
+	WebSocketPath    string   `yaml:"websocket_path"`
+	WebSocketTLS     bool     `yaml:"websocket_tls"`
+	WebSocketOrigins []string `yaml:"websocket_origins"`
 	// Upstream is the XMPP 1.0 server's client port, HOST:PORT.
 	Upstream string `yaml:"upstream"`
 	// UpstreamTLS is one of none, starttls or tls.
@@ -145,6 +155,8 @@ func DefaultConfig() Config {
 			Drain:        Duration(10 * time.Second),
 		},
 		QueueSize: 32,
+
+		WebSocketPath: "/xmpp-websocket",
 	}
 }
 
@@ -360,8 +372,8 @@ func (k *configChecker) validate() {
 			k.bad("direct_tls_listen", "%v", err)
 		}
 	}
-	if c.Listen == "" && c.DirectTLSListen == "" {
-		k.bad("listen", "is empty, and so is direct_tls_listen: nothing would listen")
+	if c.Listen == "" && c.DirectTLSListen == "" && c.WebSocketListen == "" {
+		k.bad("listen", "is empty, and so are direct_tls_listen and websocket_listen: nothing would listen")
 	}
 	if c.Upstream == "" {
 		k.bad("upstream", "is required (the XMPP server's client address, HOST:PORT)")
@@ -386,6 +398,7 @@ func (k *configChecker) validate() {
 		}
 	}
 	k.validateTLS()
+	k.validateWebSocket()
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		k.bad("log_level", "%v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,11 @@ type Server struct {
 	sessions  map[*session]struct{}
 	closing   bool
 	wg        sync.WaitGroup // accept loops and sessions
+
+	// The WebSocket listener (websocket_listen) and its HTTP server,
+	// under mu.
+	wsLn   net.Listener
+	wsHTTP *http.Server
 }
 
 // NewServer checks cfg and loads the client-facing certificate, exactly
@@ -95,6 +101,12 @@ func (s *Server) Start() error {
 	}
 	if s.cfg.DirectTLSListen != "" {
 		if err := s.listen(s.cfg.DirectTLSListen, true); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	if s.cfg.WebSocketListen != "" {
+		if err := s.listenWebSocket(); err != nil {
 			s.closeListeners()
 			return err
 		}
@@ -371,6 +383,7 @@ func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
+	s.closeWebSocket()
 }
 
 // ListenAndServe starts the server and runs until ctx is done, then shuts
