@@ -55,12 +55,12 @@ type docRun struct {
 	// user and peer are fresh accounts; the document calls them
 	// alice@example.org and bob@example.org.
 	user, peer, room string
-	c            *harness.Client
-	vars         map[string]string
+	c                *harness.Client
+	vars             map[string]string
 	// answer is what the proxy sent for the last expected example, for
 	// steps that answer it.
 	answer [][]byte
-	neg  *sasl.Negotiator
+	neg    *sasl.Negotiator
 }
 
 var docScenarios = []docScenario{
