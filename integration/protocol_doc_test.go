@@ -103,6 +103,10 @@ var docScenarios = []docScenario{
 		steps:   []docStep{{send: "authenticate-bind2", expect: "success-bind2"}},
 	},
 	{
+		name:  "a room that cannot be joined is join-failed with the stanza error, and the session is online",
+		steps: []docStep{{send: "authenticate-join-failed", expect: "success-join-failed"}},
+	},
+	{
 		name:    "a resume of a held session answers resumed and no bound",
 		prepare: prepareResume,
 		steps:   []docStep{{send: "authenticate-resume", expect: "success-resumed"}},
