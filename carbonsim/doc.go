@@ -1,6 +1,6 @@
 // Package carbonsim decides what each XMPP 2.0 session of an account sees
 // of the messages its 1.0 upstream sessions receive: the delivery rules of
-// the contract (shared/xmpp2-protocol.md), section 4 ("Catch-up order
+// the contract (docs/protocol.md), section 4 ("Catch-up order
 // (exactly once)"), section 5 (routing rules seen by a 2.0 client) and
 // section 6 (migration rules, for the scope of a message).
 //

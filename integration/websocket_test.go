@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,8 +40,8 @@ func startWSProxy(t *testing.T, srv harness.Server) *wsEnv {
 	cfg.UpstreamTLS = proxy.UpstreamTLSNone
 	cfg.Domains = []string{domain}
 	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
-	lw := &logWatch{changed: make(chan struct{})}
-	p, err := proxy.NewServer(cfg, nil, slog.New(lw))
+	lw := &logWatch{}
+	p, err := proxy.NewServer(cfg, nil, slog.New(slog.NewTextHandler(lw, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,80 +65,6 @@ func (e *wsEnv) url() string {
 // overWebSocket makes a login connect to the proxy's WebSocket listener.
 func (e *wsEnv) overWebSocket(l *harness.Login) {
 	l.WebSocketURL, l.TLS = e.url(), nil
-}
-
-// logWatch records the proxy's info lines for tests to wait on.
-type logWatch struct {
-	mu      sync.Mutex
-	lines   []string // message, then key=value for each attribute
-	changed chan struct{}
-}
-
-func (l *logWatch) Enabled(_ context.Context, lvl slog.Level) bool { return lvl >= slog.LevelInfo }
-
-func (l *logWatch) Handle(_ context.Context, r slog.Record) error {
-	line := r.Message
-	r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, line)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	if testing.Verbose() && os.Getenv("PROXY_LOG") != "" {
-		fmt.Fprintln(os.Stderr, line)
-	}
-	return nil
-}
-
-func (l *logWatch) WithAttrs(as []slog.Attr) slog.Handler { return &attrWatch{l, as} }
-func (l *logWatch) WithGroup(string) slog.Handler         { return l }
-
-// attrWatch is the logWatch of a logger With attributes.
-type attrWatch struct {
-	*logWatch
-	attrs []slog.Attr
-}
-
-func (a *attrWatch) Handle(ctx context.Context, r slog.Record) error {
-	r = r.Clone()
-	r.AddAttrs(a.attrs...)
-	return a.logWatch.Handle(ctx, r)
-}
-
-func (a *attrWatch) WithAttrs(as []slog.Attr) slog.Handler {
-	return &attrWatch{a.logWatch, append(append([]slog.Attr{}, a.attrs...), as...)}
-}
-
-// wait returns once a line holds every part.
-func (l *logWatch) wait(t *testing.T, parts ...string) {
-	t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for _, line := range l.lines {
-			if containsAll(line, parts) {
-				l.mu.Unlock()
-				return
-			}
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("the proxy never logged %q", parts)
-		}
-	}
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // TestWebSocketRawClientLogsInAndExchangesMessages: a raw Go client over
@@ -166,7 +91,7 @@ func TestWebSocketRawClientLogsInAndExchangesMessages(t *testing.T) {
 				if tc.name == "SASL2 and Bind2" && (!resourceRE.MatchString(c.JID) || !contains(c.Success, "<bound")) {
 					t.Fatalf("SASL2 + Bind2 over WebSocket bound %q: %s", c.JID, c.Success)
 				}
-				e.log.wait(t, "session started", "listener=websocket")
+				e.log.waitFor(t, 0, "session started", "listener=websocket")
 				out, in := "ws out "+harness.NewID(), "ws in "+harness.NewID()
 				send(t, c, fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", bob.JID, out))
 				waitFor(t, bob, "<message", out)
@@ -272,7 +197,7 @@ func TestWebSocketSessionResumesAcrossTransports(t *testing.T) {
 				countSeqs(readUntil(t, first, fmt.Sprintf("%s %d ", marker, before)), marker, seen)
 				h := first.Received
 				_ = first.Conn.Close() // vanish: no stream close
-				e.log.wait(t, "session held for resumption", "jid="+first.JID)
+				e.log.waitFor(t, 0, "session held for resumption", "jid="+first.JID)
 				for seq := before + 1; seq <= before+after; seq++ {
 					send(t, bob, numbered(first.JID, "chat", marker, seq, 0))
 				}

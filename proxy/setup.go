@@ -415,7 +415,7 @@ func (st *setupState) appendBound(b []byte) []byte {
 			b = append(b, "<join-failed xmlns='"+nsXMPP2+"' room='"...)
 			b = appendEscaped(b, j.req.Room)
 			b = append(b, "'>"...)
-			b = append(b, j.errXML...)
+			b = append(b, clientError(j.errXML)...)
 			b = append(b, "</join-failed>"...)
 			continue
 		}

@@ -1,5 +1,5 @@
 // Package rewrite implements the migration rules of the XMPP 2.0 contract
-// (shared/xmpp2-protocol.md, section 6 "Migration rules", with the routing
+// (docs/protocol.md, section 6 "Migration rules", with the routing
 // table of section 5): what happens to a message when it leaves the 2.0 realm
 // (a 2.0 client's message going to the unmodified 1.0 server) and when it
 // enters it (a message from the server to a 2.0 session).

@@ -1,0 +1,27 @@
+package proxy
+
+import "bytes"
+
+// clientError declares jabber:client on a stanza <error/> taken out of
+// its stanza for a Bind2 <join-failed/> (contract section 4). The
+// upstream's <error> declares no namespace of its own: it inherits
+// jabber:client from the stream. Copied into
+// <join-failed xmlns='urn:xmpp:xmpp2:0'>, it would be read in the x2
+// namespace, where no client looks for a stanza error. An element that
+// declares its namespace, or uses a prefix, is left as it is.
+func clientError(el []byte) []byte {
+	const open = "<error"
+	if !bytes.HasPrefix(el, []byte(open)) || len(el) == len(open) {
+		return el
+	}
+	if c := el[len(open)]; c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '/' && c != '>' {
+		return el
+	}
+	start, err := startOf(el)
+	if err != nil || attr(start, "xmlns") != "" {
+		return el
+	}
+	out := make([]byte, 0, len(el)+len(" xmlns=''")+len(nsClient))
+	out = append(out, open+" xmlns='"+nsClient+"'"...)
+	return append(out, el[len(open):]...)
+}
