@@ -28,6 +28,16 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// DirectTLSListen is the XEP-0368 direct TLS address; empty turns it off.
 	DirectTLSListen string `yaml:"direct_tls_listen"`
+	// WebSocketListen is the RFC 7395 WebSocket address; empty turns it
+	// off. WebSocketPath is the HTTP path served there. WebSocketTLS
+	// serves wss with cert and key; without it the listener is plain,
+	// for a TLS-terminating web server in front. WebSocketOrigins are
+	// the Origin patterns a browser page may connect from; empty allows
+	// only pages from the host the request names. See wsconfig.go.
+	WebSocketListen  string   `yaml:"websocket_listen"`
+	WebSocketPath    string   `yaml:"websocket_path"`
+	WebSocketTLS     bool     `yaml:"websocket_tls"`
+	WebSocketOrigins []string `yaml:"websocket_origins"`
 	// Upstream is the XMPP 1.0 server's client port, HOST:PORT.
 	Upstream string `yaml:"upstream"`
 	// UpstreamTLS is one of none, starttls or tls.
@@ -120,10 +130,11 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // keeps the value given here.
 func DefaultConfig() Config {
 	return Config{
-		Listen:      ":5222",
-		UpstreamTLS: UpstreamTLSStartTLS,
-		LogLevel:    "info",
-		LogFormat:   LogFormatText,
+		Listen:        ":5222",
+		WebSocketPath: "/xmpp-websocket",
+		UpstreamTLS:   UpstreamTLSStartTLS,
+		LogLevel:      "info",
+		LogFormat:     LogFormatText,
 		Limits: LimitsConfig{
 			MaxStanzaBytes:  256 << 10,
 			MaxPreauthBytes: 10000,
@@ -360,8 +371,8 @@ func (k *configChecker) validate() {
 			k.bad("direct_tls_listen", "%v", err)
 		}
 	}
-	if c.Listen == "" && c.DirectTLSListen == "" {
-		k.bad("listen", "is empty, and so is direct_tls_listen: nothing would listen")
+	if c.Listen == "" && c.DirectTLSListen == "" && c.WebSocketListen == "" {
+		k.bad("listen", "is empty, and so are direct_tls_listen and websocket_listen: nothing would listen")
 	}
 	if c.Upstream == "" {
 		k.bad("upstream", "is required (the XMPP server's client address, HOST:PORT)")
@@ -386,6 +397,7 @@ func (k *configChecker) validate() {
 		}
 	}
 	k.validateTLS()
+	k.validateWebSocket()
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		k.bad("log_level", "%v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,9 +39,12 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	sessions  map[*session]struct{}
-	closing   bool
-	wg        sync.WaitGroup // accept loops and sessions
+	// The WebSocket listener (websocket_listen) and its HTTP server.
+	wsLn     net.Listener
+	wsHTTP   *http.Server
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup // accept loops and sessions
 }
 
 // NewServer checks cfg and loads the client-facing certificate, exactly
@@ -93,6 +97,12 @@ func (s *Server) Start() error {
 	}
 	if s.cfg.DirectTLSListen != "" {
 		if err := s.listen(s.cfg.DirectTLSListen, true); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	if s.cfg.WebSocketListen != "" {
+		if err := s.listenWebSocket(); err != nil {
 			s.closeListeners()
 			return err
 		}
@@ -369,6 +379,7 @@ func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
+	s.closeWebSocket()
 }
 
 // ListenAndServe starts the server and runs until ctx is done, then shuts

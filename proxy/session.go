@@ -32,6 +32,9 @@ type session struct {
 	fr        *Framer
 	directTLS bool
 	secure    bool
+	// ws: the client came over the WebSocket listener (RFC 7395), where
+	// STARTTLS has no place; secure says whether it counts as TLS.
+	ws bool
 
 	domain string
 	lang   string
@@ -288,7 +291,7 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 		}
 		switch {
 		case start.Name.Space == nsTLS && start.Name.Local == "starttls":
-			if s.secure || s.srv.tls == nil {
+			if s.secure || s.srv.tls == nil || s.ws {
 				_ = s.writeClient([]byte("<failure xmlns='" + nsTLS + "'/>" + streamEnd))
 				return false, errClientClosed
 			}
@@ -400,7 +403,7 @@ func (s *session) upstream() (*upstreamLeg, error) {
 func (s *session) preAuthFeatures() ([]byte, error) {
 	s.configVersion = ""
 	b := []byte("<stream:features>")
-	if !s.secure && s.srv.tls != nil {
+	if !s.secure && s.srv.tls != nil && !s.ws {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
 		if !s.srv.cfg.AllowPlaintext {
 			b = append(b, "<required/>"...)

@@ -46,6 +46,9 @@ func (st *sessionStats) wrote(leg, n int) {
 
 // listenerName names the listener a session came in on.
 func (s *session) listenerName() string {
+	if s.ws {
+		return "websocket"
+	}
 	if s.directTLS {
 		return "direct_tls"
 	}

@@ -39,6 +39,7 @@ var flagKeys = map[string]struct {
 	"log-level":         {"log_level", func(d, s *proxy.Config) { d.LogLevel = s.LogLevel }},
 	"log-format":        {"log_format", func(d, s *proxy.Config) { d.LogFormat = s.LogFormat }},
 	"drain-timeout":     {"timeouts.drain", func(d, s *proxy.Config) { d.Timeouts.Drain = s.Timeouts.Drain }},
+	"websocket-listen":  {"websocket_listen", func(d, s *proxy.Config) { d.WebSocketListen = s.WebSocketListen }},
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -46,6 +47,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.configFile, "config", "", "YAML config file (flags given on the command line win)")
 	fs.StringVar(&f.flags.Listen, "listen", d.Listen, "client address offering STARTTLS")
 	fs.StringVar(&f.flags.DirectTLSListen, "direct-tls-listen", "", "client address for XEP-0368 direct TLS (off when empty)")
+	fs.StringVar(&f.flags.WebSocketListen, "websocket-listen", "", "client address for XMPP over WebSocket, RFC 7395 (off when empty; see websocket_* in the config)")
 	fs.StringVar(&f.flags.Upstream, "upstream", "", "upstream XMPP server, HOST:PORT")
 	fs.StringVar(&f.flags.UpstreamTLS, "upstream-tls", d.UpstreamTLS, "upstream transport: none, starttls or tls")
 	fs.BoolVar(&f.flags.UpstreamInsecure, "upstream-insecure", false, "do not verify the upstream certificate")

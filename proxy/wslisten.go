@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsSubprotocol is the WebSocket subprotocol RFC 7395 registers.
+const wsSubprotocol = "xmpp"
+
+// listenWebSocket serves RFC 7395 on websocket_listen, at websocket_path.
+// The sessions it starts are the TCP listeners' sessions, over a wsConn.
+func (s *Server) listenWebSocket() error {
+	ln, err := net.Listen("tcp", s.cfg.WebSocketListen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.WebSocketListen, err)
+	}
+	secure := s.cfg.WebSocketTLS || isLoopbackAddr(ln.Addr())
+	mux := http.NewServeMux()
+	mux.HandleFunc(s.cfg.WebSocketPath, func(w http.ResponseWriter, r *http.Request) {
+		s.serveWebSocket(w, r, secure)
+	})
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		// Failed TLS handshakes and bad requests from scanners are noise.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// WebSocket needs HTTP/1.1's Upgrade (the library hijacks the
+		// connection); a non-nil empty map turns HTTP/2 off.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if s.cfg.WebSocketTLS {
+		tc := s.tls.Clone()
+		tc.NextProtos = []string{"http/1.1"}
+		ln = tls.NewListener(ln, tc)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		ln.Close()
+		return fmt.Errorf("listen %s: %w", s.cfg.WebSocketListen, net.ErrClosed)
+	}
+	s.wsLn, s.wsHTTP = ln, hs
+	s.listeners = append(s.listeners, ln)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = hs.Serve(ln) // returns once the listener is closed
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String(), "websocket", s.cfg.WebSocketPath, "tls", s.cfg.WebSocketTLS, "upstream", s.cfg.Upstream)
+	return nil
+}
+
+// WebSocketAddr returns the WebSocket listener's address, or nil.
+func (s *Server) WebSocketAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wsLn == nil {
+		return nil
+	}
+	return s.wsLn.Addr()
+}
+
+// closeWebSocket closes the connections the HTTP server still holds that
+// never became WebSocket sessions (keep-alive requests, slow headers);
+// the sessions end through Shutdown like any other.
+func (s *Server) closeWebSocket() {
+	if s.wsHTTP != nil {
+		_ = s.wsHTTP.Close()
+	}
+}
+
+// serveWebSocket upgrades one request and runs a session on it. It
+// returns after the WebSocket close handshake, once the session (or the
+// one it resumed) is done with the connection.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, secure bool) {
+	if !offersSubprotocol(r.Header, wsSubprotocol) {
+		// RFC 7395 3.1: without the subprotocol this is no XMPP stream.
+		http.Error(w, "the WebSocket subprotocol xmpp (RFC 7395) is required", http.StatusBadRequest)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{wsSubprotocol},
+		OriginPatterns: s.cfg.WebSocketOrigins,
+		// No permessage-deflate: compressing attacker-chosen stanzas with
+		// credentials and tokens in one context leaks them (the reason
+		// XEP-0138 stream compression is deprecated).
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		return // Accept has answered the request
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	c := newWSConn(ws, local, remoteAddr(r.RemoteAddr), s.wsLimits())
+	sess := s.newWebSocketSession(c, secure)
+	if sess == nil {
+		_ = ws.Close(websocket.StatusGoingAway, "shutting down")
+		return
+	}
+	defer s.wg.Done()
+	go sess.run()
+	c.closeHandshake()
+}
+
+// wsLimits caps one message: the largest element the session accepts at
+// any point; the session's framer then applies the limit of the moment.
+func (s *Server) wsLimits() Limits {
+	return Limits{MaxBytes: max(s.cfg.Limits.MaxStanzaBytes, s.cfg.Limits.MaxPreauthBytes), MaxDepth: s.cfg.Limits.MaxDepth}
+}
+
+// newWebSocketSession registers a session over c, or returns nil when
+// shutting down. The WaitGroup counts the session and the close
+// handshake that follows it, so Shutdown waits for both.
+func (s *Server) newWebSocketSession(c *wsConn, secure bool) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	sess := newSession(s, c, false)
+	sess.ws, sess.secure = true, secure
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(2)
+	return sess
+}
+
+// offersSubprotocol reports whether the client's handshake lists proto.
+func offersSubprotocol(h http.Header, proto string) bool {
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(p) == proto {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// remoteAddr turns an http.Request's RemoteAddr back into an address.
+func remoteAddr(s string) net.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return wsAddr(s)
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
+
+// wsAddr is an address net/http gave as a string it could not parse.
+type wsAddr string
+
+// Network names the transport.
+func (a wsAddr) Network() string { return "tcp" }
+
+func (a wsAddr) String() string { return string(a) }
+
+// isLoopbackAddr reports whether a listener's address is a loopback one.
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
