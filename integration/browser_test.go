@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
 // browserDir holds the page, its driver and their pinned npm packages.
@@ -56,6 +59,8 @@ func servePage(t *testing.T) string {
 			http.ServeFile(w, r, file)
 		})
 	}
+	// Chromium asks for one; a 404 would be a console error in every run.
+	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/"
@@ -96,34 +101,51 @@ func teeOnFailure(t *testing.T, events <-chan clientEvent) <-chan clientEvent {
 	return out
 }
 
-// browserRoute is one way a browser reaches an XMPP server over WebSocket,
-// with the classic client that talks to it on the same server.
-type browserRoute struct {
-	name string
-	// open returns the WebSocket URL and a login for the classic client,
-	// or skips the row.
-	open func(t *testing.T) (wsURL string, classic func(t *testing.T, user string) *harness.Client)
+// browserEnd is where a browser reaches an XMPP server over WebSocket,
+// with a classic login to the same server.
+type browserEnd struct {
+	wsURL string
+	srv   harness.Server
+	// login logs a classic client in, through the proxy when the browser
+	// goes through it.
+	login func(t *testing.T, user string) *harness.Client
 }
 
-// browserRoutes lists the direct row (Prosody's own mod_websocket, the
-// reference) and a row through the proxy's WebSocket listener per server.
-func browserRoutes() []browserRoute {
-	routes := []browserRoute{{name: "prosody/direct to mod_websocket", open: directProsodyWebSocket}}
+// browserRoute is one row: how the browser gets to the server.
+type browserRoute struct {
+	name string
+	open func(t *testing.T) browserEnd
+}
+
+// browserRoutes lists, per server, the direct row (the server's own
+// WebSocket endpoint: the reference) and the row through the proxy's
+// WebSocket listener, whose origin check lets page in.
+func browserRoutes(page string) []browserRoute {
+	var routes []browserRoute
 	for _, srv := range servers {
-		routes = append(routes, browserRoute{
+		direct := browserRoute{name: srv.Name() + "/direct to its own websocket", open: directProsodyWebSocket}
+		if ej, ok := srv.(*harness.Ejabberd); ok {
+			direct.open = func(*testing.T) browserEnd { return ownWebSocket(ej, ej.Cert, ej.WebSocketURL()) }
+		}
+		routes = append(routes, direct, browserRoute{
 			name: srv.Name() + "/through the proxy's websocket",
-			open: func(t *testing.T) (string, func(*testing.T, string) *harness.Client) {
-				return proxyWebSocket(t, srv)
-			},
+			open: func(t *testing.T) browserEnd { return proxyWebSocket(t, srv, page) },
 		})
 	}
 	return routes
 }
 
+// ownWebSocket is srv's own WebSocket endpoint at wsURL, with classic
+// logins straight to srv, which serves cert.
+func ownWebSocket(srv harness.Server, cert *harness.Cert, wsURL string) browserEnd {
+	e := &env{srv: srv, addr: srv.Addr(), cert: cert}
+	return browserEnd{wsURL: wsURL, srv: srv, login: func(t *testing.T, user string) *harness.Client { return e.login(t, user) }}
+}
+
 // directProsodyWebSocket starts a Prosody of this test's own with
-// mod_websocket on, so the shared servers keep the configuration every
+// mod_websocket on, so the shared Prosody keeps the configuration every
 // other test expects.
-func directProsodyWebSocket(t *testing.T) (string, func(*testing.T, string) *harness.Client) {
+func directProsodyWebSocket(t *testing.T) browserEnd {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := harness.StartProsody(ctx, domain)
@@ -131,28 +153,42 @@ func directProsodyWebSocket(t *testing.T) (string, func(*testing.T, string) *har
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop() })
-	for _, a := range []string{"alice", "bob"} {
-		if err := p.Register(a, password); err != nil {
-			t.Fatal(err)
-		}
-	}
 	wsURL, err := harness.EnableProsodyWebSocket(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	classic := func(t *testing.T, user string) *harness.Client {
-		e := &env{srv: p, addr: p.Addr(), cert: p.Cert}
-		return e.login(t, user)
-	}
-	return wsURL, classic
+	return ownWebSocket(p, p.Cert, wsURL)
 }
 
-// proxyWebSocket starts a proxy in front of srv with its WebSocket
-// listener on a loopback port.
-func proxyWebSocket(t *testing.T, srv harness.Server) (string, func(*testing.T, string) *harness.Client) {
-	_ = srv
-	t.Skip("the proxy's WebSocket listener (issue 12 item 1, branch ws) is not on this branch yet")
-	return "", nil
+// proxyWebSocket starts a proxy in front of srv with its plain WebSocket
+// listener on a loopback port, taking pages from the test page's origin
+// only. The classic client logs in through the same proxy over STARTTLS.
+func proxyWebSocket(t *testing.T, srv harness.Server, page string) browserEnd {
+	origin, err := url.Parse(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startProxy(t, srv, func(c *proxy.Config) {
+		c.WebSocketListen = "127.0.0.1:0"
+		c.WebSocketOrigins = []string{origin.Host}
+	})
+	wsURL := "ws://" + e.proxy.WebSocketAddr().String() + proxy.DefaultConfig().WebSocketPath
+	return browserEnd{wsURL: wsURL, srv: srv, login: func(t *testing.T, user string) *harness.Client { return e.login(t, user) }}
+}
+
+// freshAccounts registers new accounts on srv, one per name prefix, so no
+// offline message or roster entry of another test reaches this one.
+func freshAccounts(t *testing.T, srv harness.Server, prefixes ...string) []string {
+	t.Helper()
+	id := harness.NewID()[:8]
+	users := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		users[i] = p + id
+		if err := srv.Register(users[i], password); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return users
 }
 
 // messagesEachWay is how many chat messages go each way per row.
@@ -165,14 +201,30 @@ const messagesEachWay = 3
 // in order, from the right full JID.
 func TestConverseInChromiumExchangesMessagesWithAClassicClient(t *testing.T) {
 	page := servePage(t)
-	for _, route := range browserRoutes() {
+	for _, route := range browserRoutes(page) {
 		t.Run(route.name, func(t *testing.T) {
-			wsURL, classic := route.open(t)
-			bob := classic(t, "bob")
-			goOnline(t, bob)
-			exchangeWithConverse(t, page, wsURL, "alice", bob)
+			end := route.open(t)
+			users := freshAccounts(t, end.srv, "web", "classic")
+			addContact(t, end.login(t, users[0]), users[1]+"@"+domain)
+			peer := end.login(t, users[1])
+			goOnline(t, peer)
+			exchangeWithConverse(t, page, end.wsURL, users[0], peer)
 		})
 	}
+}
+
+// addContact puts jid on the roster of c's account, as a user adds the
+// person they chat with. Converse 14 needs it on servers without XEP-0191
+// blocking (this ejabberd): opening a chat with a JID that is not a
+// contact waits for a blocklist that never comes, and no message is sent.
+func addContact(t *testing.T, c *harness.Client, jid string) {
+	t.Helper()
+	id := "roster-" + harness.NewID()
+	send(t, c, fmt.Sprintf("<iq type='set' id='%s'><query xmlns='jabber:iq:roster'><item jid='%s'/></query></iq>", id, jid))
+	if got := waitFor(t, c, "<iq", "id='"+id+"'"); attrValue(string(got), "type") != "result" {
+		t.Fatalf("roster set refused: %s", got)
+	}
+	c.Close()
 }
 
 // exchangeWithConverse has Converse, logged in as user, send to bob and
@@ -227,5 +279,37 @@ func exchangeWithConverse(t *testing.T, page, wsURL, user string, bob *harness.C
 	want = append(want, last)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("Converse received\n%s\nwant each once, in order:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestConversePageFromAnotherOriginIsRefused loads the page from an origin
+// the proxy's websocket_origins does not list: Chromium sends its real
+// Origin header, the proxy refuses the handshake, and Converse reports the
+// connection lost without ever connecting. The check happens before any
+// upstream dial, so one server is enough.
+func TestConversePageFromAnotherOriginIsRefused(t *testing.T) {
+	page := servePage(t)
+	e := startProxy(t, servers[0], func(c *proxy.Config) {
+		c.WebSocketListen = "127.0.0.1:0"
+		c.WebSocketOrigins = []string{"chat.example.org"}
+	})
+	wsURL := "ws://" + e.proxy.WebSocketAddr().String() + proxy.DefaultConfig().WebSocketPath
+	events, wait := runConverse(t, page, wsURL, "alice")
+	var seen []string
+	refused := false
+	for ev := range events {
+		seen = append(seen, ev.Event)
+		switch {
+		case ev.Event == "connected":
+			t.Fatalf("Converse connected from %s, which websocket_origins does not list", page)
+		case ev.Event == "console" && strings.Contains(ev.Body, "WebSocket handshake") && strings.Contains(ev.Body, "403"):
+			refused = true // Chromium's own words for the proxy's answer
+		}
+	}
+	if !refused || !slices.Contains(seen, "disconnected") {
+		t.Fatalf("driver events %v, want Chromium to log the 403 handshake answer, then a disconnected", seen)
+	}
+	if err := wait(); err == nil {
+		t.Fatal("the driver exited 0 after a refused handshake")
 	}
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 )
@@ -57,4 +58,11 @@ func EnableProsodyWebSocket(ctx context.Context, p *Prosody) (string, error) {
 		return "", err
 	}
 	return url, nil
+}
+
+// WebSocketURL returns the ws:// URL of ejabberd's own RFC 7395 endpoint
+// (ejabberd_http_ws on loopback), for tests that want a WebSocket client
+// to reach ejabberd without the proxy.
+func (e *Ejabberd) WebSocketURL() string {
+	return "ws://" + net.JoinHostPort("127.0.0.1", itoa(e.wsPort)) + "/xmpp-websocket"
 }
