@@ -130,11 +130,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // keeps the value given here.
 func DefaultConfig() Config {
 	return Config{
-		Listen:        ":5222",
-		WebSocketPath: "/xmpp-websocket",
-		UpstreamTLS:   UpstreamTLSStartTLS,
-		LogLevel:      "info",
-		LogFormat:     LogFormatText,
+		Listen:      ":5222",
+		UpstreamTLS: UpstreamTLSStartTLS,
+		LogLevel:    "info",
+		LogFormat:   LogFormatText,
 		Limits: LimitsConfig{
 			MaxStanzaBytes:  256 << 10,
 			MaxPreauthBytes: 10000,
@@ -156,6 +155,8 @@ func DefaultConfig() Config {
 			Drain:        Duration(10 * time.Second),
 		},
 		QueueSize: 32,
+
+		WebSocketPath: "/xmpp-websocket",
 	}
 }
 

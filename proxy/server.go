@@ -39,12 +39,14 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	// The WebSocket listener (websocket_listen) and its HTTP server.
-	wsLn     net.Listener
-	wsHTTP   *http.Server
-	sessions map[*session]struct{}
-	closing  bool
-	wg       sync.WaitGroup // accept loops and sessions
+	sessions  map[*session]struct{}
+	closing   bool
+	wg        sync.WaitGroup // accept loops and sessions
+
+	// The WebSocket listener (websocket_listen) and its HTTP server,
+	// under mu.
+	wsLn   net.Listener
+	wsHTTP *http.Server
 }
 
 // NewServer checks cfg and loads the client-facing certificate, exactly

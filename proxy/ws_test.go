@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
 )
 
 // wsTestClient drives the proxy's WebSocket listener message by message.
@@ -257,7 +259,7 @@ func TestWebSocketShutdownSendsSystemShutdownThenClose(t *testing.T) {
 func TestWebSocketSessionsNeverParkOnTheSocket(t *testing.T) {
 	// Parking reads the kernel socket under the leg's buffers; under a
 	// WebSocket the library owns the socket and its frames.
-	if p := newParking(&wsConn{}, nil); p.raw != nil {
+	if p := newParking(new(wsconn.Conn), nil); p.raw != nil {
 		t.Fatal("a WebSocket leg would park on a raw socket")
 	}
 }
@@ -304,4 +306,45 @@ func TestWebSocketBinaryMessageIsRefused(t *testing.T) {
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
 	}
+}
+
+func TestWebSocketStartTLSIsRefused(t *testing.T) {
+	t.Parallel()
+	fake := startFakeUpstream(t, false)
+	cert, _ := testCertificate(t)
+	srv := startWSProxy(t, fake.addr(), cert, nil)
+	c := dialWS(t, srv)
+	c.send(wsOpen)
+	c.expectPrefix("<open ")
+	c.expectPrefix("<stream:features")
+	c.send("<starttls xmlns='" + nsTLS + "'/>")
+	if m := c.next(); m != "<failure xmlns='"+nsTLS+"'/>" {
+		t.Fatalf("client read %q, want the STARTTLS failure", m)
+	}
+	if m := c.next(); m != wsCloseMsg {
+		t.Fatalf("client read %q, want close", m)
+	}
+}
+
+func TestWebSocketTLSServesWSSWithTheClientCertificate(t *testing.T) {
+	t.Parallel()
+	fake := startFakeUpstream(t, false)
+	cert, roots := testCertificate(t)
+	srv := startWSProxy(t, fake.addr(), cert, func(c *Config) {
+		c.WebSocketTLS, c.AllowPlaintext = true, false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+	url := "wss://" + srv.WebSocketAddr().String() + "/xmpp-websocket"
+	if _, _, err := websocket.Dial(ctx, "ws"+url[3:], &websocket.DialOptions{Subprotocols: []string{"xmpp"}}); err == nil {
+		t.Fatal("plain ws accepted on the wss listener")
+	}
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"xmpp"}, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	c := &wsTestClient{t: t, ws: ws}
+	c.login() // SASL without allow_plaintext, and no STARTTLS
 }

@@ -27,6 +27,21 @@ var (
 	errWSFraming       = streamErr(CondNotWellFormed, "only <open/> and <close/> are defined in the framing namespace")
 )
 
+// wsFraming is the server side of RFC 7395 for a wsconn.Conn: Inbound
+// runs on the connection's pump, Outbound under its write lock.
+type wsFraming struct {
+	in  *wsInbound
+	out *wsOutbound
+}
+
+func newWSFraming(l Limits) wsFraming { return wsFraming{in: newWSInbound(l), out: newWSOutbound()} }
+
+// Inbound translates a client message (wsInbound.translate).
+func (f wsFraming) Inbound(msg []byte) ([]byte, error) { return f.in.translate(msg) }
+
+// Outbound splits what the session writes (wsOutbound.split).
+func (f wsFraming) Outbound(b []byte, emit func([]byte) error) error { return f.out.split(b, emit) }
+
 // wsInbound turns one client WebSocket message into the bytes of an RFC
 // 6120 stream. It runs the session's own framer over each message, with
 // the session's largest limits, so that no XML decoder sees an unbounded

@@ -11,13 +11,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
 )
 
 // wsSubprotocol is the WebSocket subprotocol RFC 7395 registers.
 const wsSubprotocol = "xmpp"
 
 // listenWebSocket serves RFC 7395 on websocket_listen, at websocket_path.
-// The sessions it starts are the TCP listeners' sessions, over a wsConn.
+// The sessions it starts are the TCP listeners' sessions, over a
+// wsconn.Conn that translates the framing (wsframing.go).
 func (s *Server) listenWebSocket() error {
 	ln, err := net.Listen("tcp", s.cfg.WebSocketListen)
 	if err != nil {
@@ -31,6 +34,11 @@ func (s *Server) listenWebSocket() error {
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		// A request that is not upgraded has no reason to linger.
+		IdleTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		// Before authentication a client gets little: a browser's
+		// cookies fit, a flood of headers does not.
+		MaxHeaderBytes: 64 << 10,
 		// Failed TLS handshakes and bad requests from scanners are noise.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		// WebSocket needs HTTP/1.1's Upgrade (the library hijacks the
@@ -100,7 +108,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, secure b
 		return // Accept has answered the request
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	c := newWSConn(ws, local, remoteAddr(r.RemoteAddr), s.wsLimits())
+	l := s.wsLimits()
+	// Not a syscall.Conn: an idle session's reader never parks on the
+	// socket (parking reads the kernel socket under the leg's buffers;
+	// here the library owns the socket and its frames).
+	c := wsconn.New(ws, local, remoteAddr(r.RemoteAddr), newWSFraming(l), wsconn.Options{
+		MaxMessage: int64(l.MaxBytes), TooLarge: errTooLarge, Binary: errWSBinary,
+	})
 	sess := s.newWebSocketSession(c, secure)
 	if sess == nil {
 		_ = ws.Close(websocket.StatusGoingAway, "shutting down")
@@ -108,7 +122,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, secure b
 	}
 	defer s.wg.Done()
 	go sess.run()
-	c.closeHandshake()
+	c.CloseHandshake()
 }
 
 // wsLimits caps one message: the largest element the session accepts at
@@ -120,7 +134,7 @@ func (s *Server) wsLimits() Limits {
 // newWebSocketSession registers a session over c, or returns nil when
 // shutting down. The WaitGroup counts the session and the close
 // handshake that follows it, so Shutdown waits for both.
-func (s *Server) newWebSocketSession(c *wsConn, secure bool) *session {
+func (s *Server) newWebSocketSession(c net.Conn, secure bool) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {

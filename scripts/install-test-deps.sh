@@ -33,7 +33,9 @@ pgrep -x prosody >/dev/null && echo "note: a system prosody is running; tests us
 
 # The real SASL2 + Bind2 client, pinned by its lock file.
 xmppjs="$(dirname "$0")/../integration/clients/xmppjs"
-if [ ! -d "$xmppjs/node_modules/@xmpp/client" ]; then
+# Again whenever the lock file is newer than the last install (npm ci
+# writes node_modules/.package-lock.json), as when a package was added.
+if [ ! -d "$xmppjs/node_modules/@xmpp/client" ] || [ "$xmppjs/package-lock.json" -nt "$xmppjs/node_modules/.package-lock.json" ]; then
   echo "installing @xmpp/client ..."
   npm ci --prefix "$xmppjs" --no-audit --no-fund --loglevel=error
 fi

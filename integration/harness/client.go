@@ -41,6 +41,9 @@ type Login struct {
 	// Pipeline sends <authenticate/> right after the stream header, before
 	// the features arrive (after the TLS handshake with STARTTLS).
 	Pipeline bool
+	// WebSocketURL, when set, connects to this RFC 7395 endpoint
+	// (ws://HOST:PORT/PATH) instead of Addr; leave TLS nil.
+	WebSocketURL string
 	// ReadBuffer, when positive, sets the socket's receive buffer
 	// (SO_RCVBUF) right after connecting, so that a client that stops
 	// reading closes its TCP window after little data.
@@ -78,8 +81,14 @@ func (e *SASLError) Error() string { return "sasl failure: " + e.Condition }
 
 // Dial connects and logs in.
 func Dial(ctx context.Context, l Login) (*Client, error) {
-	d := net.Dialer{}
-	conn, err := d.DialContext(ctx, "tcp", l.Addr)
+	var conn net.Conn
+	var err error
+	if l.WebSocketURL != "" {
+		conn, err = DialWebSocket(ctx, l.WebSocketURL, nil)
+	} else {
+		d := net.Dialer{}
+		conn, err = d.DialContext(ctx, "tcp", l.Addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,68 +1,193 @@
 package harness
 
 import (
+	"bytes"
 	"context"
-	"fmt"
+	"encoding/xml"
+	"errors"
+	"io"
 	"net"
-	"os"
-	"path/filepath"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
-// prosodyWebSocket is appended to a harness Prosody's configuration to
-// turn on its own RFC 7395 listener. `Host "*"` returns to the global
-// section, so the HTTP options are global (where Prosody reads them); the
-// module is then added to the one virtual host.
-const prosodyWebSocket = `
--- Added by harness.EnableProsodyWebSocket: Prosody's own RFC 7395 listener,
--- the direct row the browser test compares the proxy's WebSocket with.
-Host "*"
-http_ports = { %[1]d }
-http_interfaces = { "127.0.0.1" }
-https_ports = { }
-http_default_host = %[2]q
--- Plain ws:// on loopback counts as secure, like a TLS-terminating web server.
-consider_websocket_secure = true
--- The test page is served from another loopback port, so another origin.
-cross_domain_websocket = true
--- Host-level modules_enabled adds to the global list.
-VirtualHost %[2]q
-modules_enabled = { "websocket" }
-`
+// The client side of RFC 7395, so that Client, written for a TCP stream,
+// runs over WebSocket unchanged: it writes a stream header, elements and
+// </stream:stream>, and the connection sends <open/>, one element per
+// message (made standalone) and <close/>; what arrives is turned back
+// into the bytes of a stream.
 
-// EnableProsodyWebSocket turns on Prosody's built-in mod_websocket on a
-// free loopback HTTP port and restarts p on the amended configuration
-// (accounts and data survive). It returns the ws:// URL of the endpoint.
-// It is a transport for tests that want a WebSocket client to reach the
-// server without the proxy; the demo's Prosody never has it.
-func EnableProsodyWebSocket(ctx context.Context, p *Prosody) (string, error) {
-	port, err := FreePort()
+const nsFraming = "urn:ietf:params:xml:ns:xmpp-framing"
+
+// DialWebSocket opens an XMPP WebSocket (subprotocol xmpp) to url and
+// returns it as a net.Conn carrying an RFC 6120 stream. Close drops the
+// connection at once, as a vanishing device does; send </stream:stream>
+// first for a polite end (Client.Close does).
+func DialWebSocket(ctx context.Context, url string, header http.Header) (net.Conn, error) {
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"xmpp"}, HTTPHeader: header})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(p.Dir(), "prosody.cfg.lua"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return "", err
+	if ws.Subprotocol() != "xmpp" {
+		_ = ws.CloseNow()
+		return nil, errors.New("the server did not accept the xmpp subprotocol (RFC 7395 3.1)")
 	}
-	_, err = fmt.Fprintf(f, prosodyWebSocket, port, p.Domain())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", err
-	}
-	if err := p.Restart(ctx); err != nil {
-		return "", fmt.Errorf("restart prosody with mod_websocket: %w\n%s", err, p.Log())
-	}
-	url := fmt.Sprintf("ws://127.0.0.1:%d/xmpp-websocket", port)
-	if err := WaitForPort(ctx, fmt.Sprintf("127.0.0.1:%d", port), nil); err != nil {
-		return "", err
-	}
-	return url, nil
+	c := wsconn.New(ws, wsAddr("client"), wsAddr(url), newClientFraming(), wsconn.Options{
+		MaxMessage: 64 << 20, TooLarge: errors.New("message too large"), Binary: errors.New("binary message"),
+	})
+	return &wsClientConn{c}, nil
 }
 
-// WebSocketURL returns the ws:// URL of ejabberd's own RFC 7395 endpoint
-// (ejabberd_http_ws on loopback), for tests that want a WebSocket client
-// to reach ejabberd without the proxy.
-func (e *Ejabberd) WebSocketURL() string {
-	return "ws://" + net.JoinHostPort("127.0.0.1", itoa(e.wsPort)) + "/xmpp-websocket"
+type wsClientConn struct{ *wsconn.Conn }
+
+// Close drops the connection without a WebSocket close handshake.
+func (c *wsClientConn) Close() error {
+	_ = c.Conn.Close()
+	return c.WebSocket().CloseNow()
+}
+
+type wsAddr string
+
+func (a wsAddr) Network() string { return "websocket" }
+func (a wsAddr) String() string  { return string(a) }
+
+// clientFraming translates both ways for a client.
+type clientFraming struct {
+	fr      *proxy.Framer
+	pending pendingBytes
+}
+
+func newClientFraming() *clientFraming {
+	f := &clientFraming{}
+	f.fr = proxy.NewFramer(&f.pending, proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	return f
+}
+
+var errNeedMore = errors.New("need more bytes")
+
+type pendingBytes struct{ b []byte }
+
+func (p *pendingBytes) Read(dst []byte) (int, error) {
+	if len(p.b) == 0 {
+		return 0, errNeedMore
+	}
+	n := copy(dst, p.b)
+	p.b = p.b[n:]
+	return n, nil
+}
+
+// Inbound turns the server's <open/> and <close/> into a stream header
+// and close; elements pass as they are.
+func (f *clientFraming) Inbound(msg []byte) ([]byte, error) {
+	start, err := firstStart(msg)
+	if err != nil {
+		return nil, err
+	}
+	if start.Name.Space != nsFraming {
+		return msg, nil
+	}
+	switch start.Name.Local {
+	case "open":
+		return []byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'" + attrs(start) + ">"), nil
+	case "close":
+		return []byte("</stream:stream>"), nil
+	}
+	return nil, errors.New("unknown framing element " + start.Name.Local)
+}
+
+// Outbound sends each unit the client writes as one message.
+func (f *clientFraming) Outbound(b []byte, emit func([]byte) error) error {
+	if f.fr.Buffered() == 0 {
+		t := bytes.TrimLeft(b, " \t\r\n")
+		if bytes.HasPrefix(t, []byte("<?xml")) || bytes.HasPrefix(t, []byte("<stream:stream")) {
+			f.fr.Reset(nil) // a new stream, after SASL
+		}
+	}
+	f.pending.b = b
+	for {
+		u, err := f.fr.Next()
+		if errors.Is(err, errNeedMore) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var msg []byte
+		switch u.Kind {
+		case proxy.UnitStreamOpen:
+			start, err := firstStart(u.Raw)
+			if err != nil {
+				return err
+			}
+			msg = []byte("<open xmlns='" + nsFraming + "'" + attrs(start) + "/>")
+		case proxy.UnitStreamClose:
+			msg = []byte("<close xmlns='" + nsFraming + "'/>")
+		case proxy.UnitElement:
+			msg = standalone(u.Raw)
+		default:
+			continue
+		}
+		if err := emit(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// firstStart decodes the first start tag of raw without resolving
+// namespaces beyond the default one.
+func firstStart(raw []byte) (xml.StartElement, error) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return xml.StartElement{}, err
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			for _, a := range se.Attr {
+				if a.Name.Space == "" && a.Name.Local == "xmlns" {
+					se.Name.Space = a.Value
+				}
+			}
+			return se, nil
+		}
+	}
+}
+
+// attrs renders the stream attributes of RFC 6120 4.7 found on start.
+func attrs(start xml.StartElement) string {
+	var b strings.Builder
+	for _, a := range start.Attr {
+		name := a.Name.Local
+		if a.Name.Space == "xml" && name == "lang" {
+			name = "xml:lang"
+		} else if a.Name.Space != "" {
+			continue
+		}
+		switch name {
+		case "to", "from", "id", "version", "xml:lang":
+			b.WriteString(" " + name + "='")
+			_ = xml.EscapeText(&b, []byte(a.Value))
+			b.WriteString("'")
+		}
+	}
+	return b.String()
+}
+
+// standalone gives an unprefixed element without xmlns the stream's
+// default namespace (RFC 7395 3.3.3).
+func standalone(raw []byte) []byte {
+	start, err := firstStart(raw)
+	if err != nil || start.Name.Space != "" {
+		return raw
+	}
+	end := 1 + len(start.Name.Local)
+	return append(append(append([]byte{}, raw[:end]...), " xmlns='jabber:client'"...), raw[end:]...)
 }

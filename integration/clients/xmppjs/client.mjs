@@ -10,11 +10,18 @@ import { parseArgs } from "node:util";
 
 import { client, xml } from "@xmpp/client";
 
+// @xmpp/websocket (a ws:// or wss:// --service) uses the global WebSocket,
+// which Node has only from 22 on (20 hides it behind a flag, and
+// Debian's Node 18 has none): the ws package stands in where it is missing.
+if (typeof globalThis.WebSocket === "undefined") {
+  globalThis.WebSocket = (await import("ws")).default;
+}
+
 const NS_STREAM = "http://etherx.jabber.org/streams";
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_SASL2 = "urn:xmpp:sasl:2";
 
-const USAGE = `usage: node client.mjs --service xmpp://127.0.0.1:PORT --domain localhost
+const USAGE = `usage: node client.mjs --service xmpp://127.0.0.1:PORT|ws://127.0.0.1:PORT/PATH --domain localhost
        --username alice --password pw [--resource-tag mobile]
        [--to bob@localhost --message hi] [--expect N] [--timeout 20]
        [--tls-insecure] [--ca cert.pem] [--user-agent-id UUID]
