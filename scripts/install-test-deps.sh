@@ -43,7 +43,8 @@ fi
 # Converse.js (its headless build) and playwright-core, pinned by their lock
 # file; playwright-core drives /usr/bin/chromium and downloads no browser.
 browser="$(dirname "$0")/../integration/clients/browser"
-if [ ! -d "$browser/node_modules/converse.js" ] || [ ! -d "$browser/node_modules/playwright-core" ]; then
+if [ ! -d "$browser/node_modules/converse.js" ] || [ ! -d "$browser/node_modules/playwright-core" ] ||
+  [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
   echo "installing converse.js and playwright-core ..."
   npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error
 fi
