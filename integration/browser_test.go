@@ -45,19 +45,11 @@ func servePage(t *testing.T) string {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/dist/", http.StripPrefix("/dist/", http.FileServer(http.Dir(filepath.Join(dir, converseDist)))))
-	for _, name := range []string{"index.html", "page.mjs"} {
+	// The page, and only its two files from the driver's directory
+	// (ServeFile types .mjs as JavaScript, as a module script needs).
+	for pattern, name := range map[string]string{"/{$}": "index.html", "/page.mjs": "page.mjs"} {
 		file := filepath.Join(dir, name)
-		path := "/" + name
-		if name == "index.html" {
-			path = "/{$}"
-		}
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(file, ".mjs") {
-				// A module script must come with a JavaScript type.
-				w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-			}
-			http.ServeFile(w, r, file)
-		})
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) })
 	}
 	// Chromium asks for one; a 404 would be a console error in every run.
 	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })

@@ -95,6 +95,7 @@ process.on("unhandledRejection", (err) => fail(err));
 // sendAll sends the --count messages "PREFIX 1" … "PREFIX N" in order,
 // each once Converse has written the previous one.
 async function sendAll() {
+  if (args.to === undefined) return;
   for (let i = 1; i <= count; i++) {
     const body = `${args.message} ${i}`;
     const id = await page.evaluate(([to, b]) => window.xmppTest.send(to, b), [args.to, body]);
@@ -108,8 +109,10 @@ function onPageEvent(ev) {
   emit(ev);
   switch (ev.event) {
     case "connected":
-      if (args.to !== undefined) sendAll().catch((err) => fail(err));
-      if (args.until === undefined && args.to === undefined) finish(0);
+      // Without --until the run ends once connected and the sends are done.
+      sendAll()
+        .then(() => args.until === undefined && finish(0))
+        .catch((err) => fail(err));
       break;
     case "message":
       if (args.until !== undefined && ev.body === args.until) finish(0);
