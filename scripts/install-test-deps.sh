@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian bookworm machine:
 # the real upstream servers, the real classic client, the load balancer
-# the multi-instance tests put in front of several proxies, and the linters.
+# the multi-instance tests put in front of several proxies, Chromium and the
+# npm packages of the browser test, and the linters.
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v ejabberdctl >/dev/null || need_apt+=(ejabberd)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v haproxy >/dev/null || need_apt+=(haproxy)
+# The browser the Converse.js test drives through playwright-core.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -35,6 +38,15 @@ xmppjs="$(dirname "$0")/../integration/clients/xmppjs"
 if [ ! -d "$xmppjs/node_modules/@xmpp/client" ] || [ "$xmppjs/package-lock.json" -nt "$xmppjs/node_modules/.package-lock.json" ]; then
   echo "installing @xmpp/client ..."
   npm ci --prefix "$xmppjs" --no-audit --no-fund --loglevel=error
+fi
+
+# Converse.js (its headless build) and playwright-core, pinned by their lock
+# file; playwright-core drives /usr/bin/chromium and downloads no browser.
+browser="$(dirname "$0")/../integration/clients/browser"
+if [ ! -d "$browser/node_modules/converse.js" ] || [ ! -d "$browser/node_modules/playwright-core" ] ||
+  [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+  echo "installing converse.js and playwright-core ..."
+  npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error
 fi
 
 gobin=$(go env GOPATH)/bin
