@@ -28,6 +28,9 @@ type Server struct {
 	// detached holds 2.0 sessions whose client vanished, for resumption.
 	detached *sessioncache.Cache[*relay]
 	registry *registry
+	// proxyPolicies says, per listener, whether a PROXY header must or
+	// must not come first (proxyproto.go).
+	proxyPolicies proxyPolicies
 
 	// acceptRetry paces an accept loop after a failed accept.
 	acceptRetry acceptRetry
@@ -71,6 +74,9 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 	var err error
 	s.detached, err = sessioncache.New(cfg.Limits.MaxDetachedSessions, cfg.Limits.MaxDetachedPerAccount, time.Duration(cfg.Timeouts.Resume), (*relay).dropDetached)
 	if err != nil {
+		return nil, err
+	}
+	if s.proxyPolicies, err = newProxyPolicies(&s.cfg); err != nil {
 		return nil, err
 	}
 	s.secret = []byte(cfg.Secret)
