@@ -100,6 +100,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer reloadOnSIGHUP(srv, log)()
 			return srv.ListenAndServe(cmd.Context())
 		},
 	}
