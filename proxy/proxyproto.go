@@ -110,38 +110,68 @@ func (s *session) admit() error {
 		if s.ctx.Err() != nil {
 			return context.Cause(s.ctx) // a shutdown, not the client's doing
 		}
-		if policy == proxyproto.REQUIRE || errors.Is(err, proxyproto.ErrSuperfluousProxyHeader) {
+		if policy == proxyproto.REQUIRE || isHeaderError(err) {
 			return s.refuse(err)
 		}
-		return err
+		return err // a timeout or a dropped connection: the handshake's to report
 	}
-	rest := readBuffered(pc)
+	s.adopt(raw, pc, policy == proxyproto.REQUIRE)
+	return nil
+}
+
+// adopt makes the session read the socket itself again, after the bytes
+// the header step read past the header; after a header, the session
+// names the client it gives, and logs its start line.
+func (s *session) adopt(raw net.Conn, pc *proxyproto.Conn, fromHeader bool) {
 	conn := raw
-	if len(rest) > 0 {
+	if rest := readBuffered(pc); len(rest) > 0 {
 		conn = &replayConn{Conn: raw, pending: rest}
 	}
 	s.mu.Lock()
 	s.rawConn, s.conn = conn, conn
 	s.mu.Unlock()
 	s.fr.Reset(conn)
-	if policy == proxyproto.REQUIRE {
+	if fromHeader {
 		s.peer = peerAddrs{remote: pc.RemoteAddr(), local: pc.LocalAddr()}
 		s.log = s.srv.log.With("conn", s.id, "remote", s.peer.remote.String(), "via", raw.RemoteAddr().String())
 		s.logStart()
 	}
-	return nil
+}
+
+// headerErrors are what the library returns for a connection that began
+// with a PROXY signature: a valid header where none may come, or one it
+// cannot parse.
+var headerErrors = []error{
+	proxyproto.ErrSuperfluousProxyHeader, proxyproto.ErrCantReadVersion1Header, proxyproto.ErrVersion1HeaderTooLong,
+	proxyproto.ErrLineMustEndWithCrlf, proxyproto.ErrCantReadProtocolVersionAndCommand,
+	proxyproto.ErrCantReadAddressFamilyAndProtocol, proxyproto.ErrCantReadLength,
+	proxyproto.ErrCantResolveSourceUnixAddress, proxyproto.ErrCantResolveDestinationUnixAddress,
+	proxyproto.ErrUnknownProxyProtocolVersion, proxyproto.ErrUnsupportedProtocolVersionAndCommand,
+	proxyproto.ErrUnsupportedAddressFamilyAndProtocol, proxyproto.ErrInvalidLength,
+	proxyproto.ErrInvalidAddress, proxyproto.ErrInvalidPortNumber,
+	proxyproto.ErrMalformedTLV, proxyproto.ErrTruncatedTLV, proxyproto.ErrIncompatibleTLV,
+}
+
+func isHeaderError(err error) bool {
+	for _, e := range headerErrors {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse logs a connection refused at the PROXY protocol step. Its
 // session start line, still with the socket's address, comes first, so
 // that every session's lines pair up.
 func (s *session) refuse(err error) error {
-	if s.srv.cfg.requiresProxyHeader(s.listenerName()) {
+	required := s.srv.cfg.requiresProxyHeader(s.listenerName())
+	if required {
 		s.logStart()
 	}
 	reason := "no valid PROXY header"
 	switch {
-	case errors.Is(err, proxyproto.ErrSuperfluousProxyHeader):
+	case !required:
 		reason = "a PROXY header on a listener not configured for it"
 	case errors.Is(err, proxyproto.ErrInvalidUpstream):
 		reason = "a source not in proxy_protocol_from"
@@ -156,9 +186,9 @@ func (s *session) refuse(err error) error {
 // the library reads ahead into a buffer of its own, and the session
 // reads the socket itself from now on (parking needs the bare socket).
 // It reads until the buffer is empty, with the deadline in the past so
-// that no read waits for the client.
-// Any other error means the client is gone: what it sent still goes
-// first, and the session's next read reports the end.
+// that no read waits for the client: the deadline's error ends it. Any
+// other error means the client is gone; what it sent still goes first,
+// and the session's next read reports the end.
 func readBuffered(pc *proxyproto.Conn) []byte {
 	_ = pc.SetReadDeadline(time.Unix(1, 0))
 	var rest []byte

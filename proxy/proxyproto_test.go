@@ -61,6 +61,8 @@ func TestAPROXYHeaderIsRequiredWhereConfiguredAndRefusedElsewhere(t *testing.T) 
 			header: func(*testing.T) string { return v1Header }, refused: "a PROXY header on a listener not configured for it"},
 		{name: "a forged v2 header on a listener not configured for it is refused",
 			header: v2Header, refused: "a PROXY header on a listener not configured for it"},
+		{name: "a malformed forged header on a listener not configured for it is refused",
+			header: func(*testing.T) string { return "PROXY TCP4 nonsense\r\n" }, refused: "a PROXY header on a listener not configured for it"},
 		{name: "a header from a source not in proxy_protocol_from is refused",
 			listen: starttls, from: []string{"192.0.2.0/24"}, header: v2Header, refused: "a source not in proxy_protocol_from"},
 	}
