@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
+	"log/slog"
 	"net"
 	"regexp"
 	"testing"
@@ -238,4 +240,50 @@ func TestAClientLegParksAfterThePROXYStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Each listener has its own policy: with only direct_tls behind the
+// balancer, a header is required there and refused on starttls.
+func TestEachListenerHasItsOwnPROXYPolicy(t *testing.T) {
+	t.Parallel()
+	tlsConfig, _ := testCertificate(t)
+	fake := startFakeUpstream(t, false)
+	logs := &logBuffer{changed: make(chan struct{})}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the proxy's log:\n%s", logs.String())
+		}
+	})
+	srv := newServerForTest(t, testConfig(fake.addr(), func(c *Config) {
+		c.DirectTLSListen = "127.0.0.1:0"
+		c.ProxyProtocol = []string{ListenerDirectTLS}
+	}), tlsConfig, slog.New(slog.NewTextHandler(logs, nil)))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a header on starttls is refused", func(t *testing.T) {
+		c := dialProxy(t, srv)
+		c.send(v1Header + testHeader)
+		c.expectConnClosed()
+		logs.wait(t, `listener=starttls reason="a PROXY header on a listener not configured for it"`)
+	})
+	t.Run("direct TLS after a header names the balancer's client", func(t *testing.T) {
+		conn, err := net.Dial("tcp", srv.DirectTLSAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte(v2Header(t))); err != nil {
+			t.Fatal(err)
+		}
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // any certificate will do here
+		c := &testClient{t: t, conn: tc, fr: NewFramer(bufio.NewReader(tc), clientLimits)}
+		c.openStream()
+		logs.wait(t, "remote="+balancedClient+" via=127.0.0.1:")
+		started := regexp.MustCompile(`msg="session started" conn=\d+ remote=` + regexp.QuoteMeta(balancedClient) + ` via=127\.0\.0\.1:\d+ listener=direct_tls`)
+		if !started.MatchString(logs.String()) {
+			t.Errorf("no direct_tls session start line naming the balancer's client:\n%s", logs.String())
+		}
+	})
 }
