@@ -67,6 +67,18 @@ type Config struct {
 	// reader of the other leg waits (backpressure).
 	QueueSize int `yaml:"queue_size"`
 
+	// ProxyProtocol names the listeners (starttls, direct_tls) that sit
+	// behind a load balancer: each connection on them must begin with a
+	// PROXY protocol v1 or v2 header giving the client's address. On the
+	// other listeners a PROXY header is refused. See proxyproto.go.
+	ProxyProtocol []string `yaml:"proxy_protocol"`
+	// ProxyProtocolFrom, when set, are the only addresses (IPs or CIDR
+	// networks: the balancers) a PROXY header is accepted from.
+	ProxyProtocolFrom []string `yaml:"proxy_protocol_from"`
+	// UpstreamProxyProtocol is v1 or v2 to begin each upstream connection
+	// with a PROXY header carrying the client's address; empty sends none.
+	UpstreamProxyProtocol string `yaml:"upstream_proxy_protocol"`
+
 	// src is where each key was set, for problems to name; nil for a
 	// Config built in code.
 	src *configSource
@@ -118,6 +130,9 @@ type TimeoutsConfig struct {
 	// open when it passes are dropped. Keep it below the time the process
 	// manager waits before SIGKILL.
 	Drain Duration `yaml:"drain"`
+	// ProxyHeader bounds the wait for the PROXY header on a listener that
+	// requires one, so that a silent connection soon lets go.
+	ProxyHeader Duration `yaml:"proxy_header"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in YAML.
@@ -153,6 +168,7 @@ func DefaultConfig() Config {
 			Resume:       Duration(5 * time.Minute),
 			SetupStep:    Duration(10 * time.Second),
 			Drain:        Duration(10 * time.Second),
+			ProxyHeader:  Duration(5 * time.Second),
 		},
 		QueueSize: 32,
 
@@ -410,6 +426,7 @@ func (k *configChecker) validate() {
 	if c.QueueSize < 1 {
 		k.bad("queue_size", "%d is below 1", c.QueueSize)
 	}
+	k.validateProxyProtocol()
 }
 
 // validateTLS reports a missing certificate or key once, by what needs it.
@@ -490,7 +507,7 @@ func (k *configChecker) validateTimeouts() {
 		{"timeouts.handshake", t.Handshake}, {"timeouts.write", t.Write},
 		{"timeouts.upstream_dial", t.UpstreamDial}, {"timeouts.close", t.Close},
 		{"timeouts.resume", t.Resume}, {"timeouts.setup_step", t.SetupStep},
-		{"timeouts.drain", t.Drain},
+		{"timeouts.drain", t.Drain}, {"timeouts.proxy_header", t.ProxyHeader},
 	} {
 		if d.v <= 0 {
 			k.bad(d.key, "must be positive, not %s", time.Duration(d.v))

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,11 @@ type Server struct {
 	registry *registry
 	// edges caches each account's archive edges for the Bind2 replay.
 	edges *edgeCache
+	// proxyPolicies says, per listener, whether a PROXY header must or
+	// must not come first (proxyproto.go).
+	proxyPolicies proxyPolicies
+	// cert is what tls serves, swapped by ReloadCertificate (certreload.go).
+	cert atomic.Pointer[tls.Certificate]
 
 	// acceptRetry paces an accept loop after a failed accept.
 	acceptRetry acceptRetry
@@ -51,13 +57,16 @@ type Server struct {
 	wsHTTP *http.Server
 }
 
+// inMemory stands for cert and key when NewServer was given the TLS config.
+const inMemory = "(in memory)"
+
 // NewServer checks cfg and loads the client-facing certificate, exactly
 // as LoadConfig does (Config.Check). A non-nil tlsConfig replaces cfg.Cert
 // and cfg.Key (tests, the demo, and serve, which has LoadConfig's).
 func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, error) {
 	if tlsConfig != nil {
 		if cfg.Cert == "" {
-			cfg.Cert, cfg.Key = "(in memory)", "(in memory)"
+			cfg.Cert, cfg.Key = inMemory, inMemory
 		}
 		if err := cfg.Validate(); err != nil {
 			return nil, err
@@ -81,6 +90,10 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
+	if s.proxyPolicies, err = newProxyPolicies(&s.cfg); err != nil {
+		return nil, err
+	}
+	s.reloadableCertificate()
 	s.secret = []byte(cfg.Secret)
 	if cfg.Secret == "" {
 		// Resources stay stable for a device while this process runs;

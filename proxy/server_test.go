@@ -231,7 +231,7 @@ func (u *upstreams) of(t *testing.T, srv *Server, sc *stallConn) *fakeConn {
 	srv.mu.Lock()
 	for sess := range srv.sessions {
 		sess.mu.Lock()
-		if sess.rawConn == net.Conn(sc) && sess.up != nil {
+		if socketOf(sess.rawConn) == net.Conn(sc) && sess.up != nil {
 			addr = sess.up.conn.LocalAddr().String()
 		}
 		sess.mu.Unlock()

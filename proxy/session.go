@@ -34,7 +34,8 @@ type session struct {
 	secure    bool
 	// ws: the client came over the WebSocket listener (RFC 7395), where
 	// STARTTLS has no place; secure says whether it counts as TLS.
-	ws bool
+	ws   bool
+	peer peerAddrs // the client's address, from a PROXY header if any
 
 	domain string
 	lang   string
@@ -126,7 +127,14 @@ func (s *Server) preauthLimits() Limits {
 // for the life of an idle session. The last relay goroutine calls finish.
 func (s *session) run() {
 	s.stopWake = context.AfterFunc(s.ctx, s.wake)
-	s.logStart()
+	if err := s.admit(); err != nil { // the PROXY header step; logs the start line
+		s.handshakeErr = err
+		if !errors.Is(err, errProxyRefused) {
+			s.handshakeFailed(err)
+		}
+		s.finish()
+		return
+	}
 	if err := s.handshake(); err != nil {
 		s.handshakeErr = err
 		if !errors.Is(err, errHandedOff) {
@@ -377,7 +385,7 @@ func (s *session) openClientStream() error {
 		// The dial gets its own copies: the stream fields are rewritten
 		// on every restart while it runs.
 		go func(ctx context.Context, ch chan<- upstreamResult, domain, lang string) {
-			up, err := s.srv.dialUpstream(ctx, domain, lang)
+			up, err := s.srv.dialUpstream(ctx, domain, lang, s.peer)
 			ch <- upstreamResult{up, err}
 		}(s.ctx, s.upCh, domain, h.lang)
 	}

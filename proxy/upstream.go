@@ -35,7 +35,8 @@ var ErrUpstream = errors.New("upstream")
 
 // dialUpstream connects, negotiates TLS as configured and reads the
 // mechanisms. The whole exchange is bounded by the upstream dial timeout.
-func (s *Server) dialUpstream(ctx context.Context, domain, lang string) (*upstreamLeg, error) {
+// client is the client's address, for a PROXY header (proxyproto.go).
+func (s *Server) dialUpstream(ctx context.Context, domain, lang string, client peerAddrs) (*upstreamLeg, error) {
 	timeout := time.Duration(s.cfg.Timeouts.UpstreamDial)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -43,6 +44,10 @@ func (s *Server) dialUpstream(ctx context.Context, domain, lang string) (*upstre
 	conn, err := d.DialContext(ctx, "tcp", s.cfg.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", ErrUpstream, s.cfg.Upstream, err)
+	}
+	if err := s.sendProxyHeader(ctx, conn, client); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrUpstream, s.cfg.Upstream, err)
 	}
 	conn = withQuickAck(conn)
 	// Reads during negotiation only watch the deadline; closing the socket

@@ -40,6 +40,10 @@ var flagKeys = map[string]struct {
 	"log-format":        {"log_format", func(d, s *proxy.Config) { d.LogFormat = s.LogFormat }},
 	"drain-timeout":     {"timeouts.drain", func(d, s *proxy.Config) { d.Timeouts.Drain = s.Timeouts.Drain }},
 	"websocket-listen":  {"websocket_listen", func(d, s *proxy.Config) { d.WebSocketListen = s.WebSocketListen }},
+
+	"proxy-protocol":          {"proxy_protocol", func(d, s *proxy.Config) { d.ProxyProtocol = s.ProxyProtocol }},
+	"proxy-protocol-from":     {"proxy_protocol_from", func(d, s *proxy.Config) { d.ProxyProtocolFrom = s.ProxyProtocolFrom }},
+	"upstream-proxy-protocol": {"upstream_proxy_protocol", func(d, s *proxy.Config) { d.UpstreamProxyProtocol = s.UpstreamProxyProtocol }},
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -59,6 +63,13 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flags.LogFormat, "log-format", d.LogFormat, "text (key=value) or json (one object per line)")
 	fs.DurationVar((*time.Duration)(&f.flags.Timeouts.Drain), "drain-timeout", time.Duration(d.Timeouts.Drain),
 		"on SIGTERM or SIGINT, how long sessions get to end before they are dropped (timeouts.drain)")
+
+	fs.StringSliceVar(&f.flags.ProxyProtocol, "proxy-protocol", nil,
+		"listeners behind a load balancer that must send a PROXY v1/v2 header: starttls, direct_tls (comma-separated or repeated)")
+	fs.StringSliceVar(&f.flags.ProxyProtocolFrom, "proxy-protocol-from", nil,
+		"only these IPs or networks (the balancers) may send a PROXY header (comma-separated or repeated)")
+	fs.StringVar(&f.flags.UpstreamProxyProtocol, "upstream-proxy-protocol", "",
+		"send the upstream a PROXY header with the client's address: v1 or v2 (off when empty)")
 }
 
 // load builds the configuration as serve runs it: the file, the flags
@@ -91,6 +102,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer reloadOnSIGHUP(srv, log)()
 			return srv.ListenAndServe(cmd.Context())
 		},
 	}

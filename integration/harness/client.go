@@ -48,6 +48,9 @@ type Login struct {
 	// (SO_RCVBUF) right after connecting, so that a client that stops
 	// reading closes its TCP window after little data.
 	ReadBuffer int
+	// Source, when set, is the local IP address to connect from (another
+	// loopback address than 127.0.0.1, for a test to tell clients apart).
+	Source string
 }
 
 // Client is a deliberately small classic (RFC 6120) XMPP client that works
@@ -87,6 +90,9 @@ func Dial(ctx context.Context, l Login) (*Client, error) {
 		conn, err = DialWebSocket(ctx, l.WebSocketURL, nil)
 	} else {
 		d := net.Dialer{}
+		if l.Source != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(l.Source)}
+		}
 		conn, err = d.DialContext(ctx, "tcp", l.Addr)
 	}
 	if err != nil {

@@ -49,6 +49,9 @@ type Ejabberd struct {
 	distPort int
 	// wsPort serves ejabberd's own RFC 7395 endpoint (WebSocketURL).
 	wsPort int
+	// proxyPort is a c2s listener that reads PROXY protocol headers
+	// (ejabberd_proxyproto.go).
+	proxyPort int
 	// Cert is the certificate ejabberd serves.
 	Cert *Cert
 }
@@ -81,7 +84,7 @@ func (e *Ejabberd) start(ctx context.Context) error {
 	if e.Cert, err = SelfSigned(e.dir, e.domain, e.domain); err != nil {
 		return err
 	}
-	for _, p := range []*int{&e.port, &e.tlsPort, &e.distPort, &e.wsPort} {
+	for _, p := range []*int{&e.port, &e.tlsPort, &e.distPort, &e.wsPort, &e.proxyPort} {
 		if *p, err = FreePort(); err != nil {
 			return err
 		}
@@ -116,7 +119,8 @@ func (e *Ejabberd) writeFiles() error {
 	if err := os.WriteFile(certPath, certKey, 0o600); err != nil {
 		return err
 	}
-	vals := map[string]any{"Dir": e.dir, "Port": e.port, "DirectTLSPort": e.tlsPort, "DistPort": e.distPort, "CertFile": certPath, "WebSocketPort": e.wsPort}
+	vals := map[string]any{"Dir": e.dir, "Port": e.port, "DirectTLSPort": e.tlsPort, "DistPort": e.distPort, "CertFile": certPath,
+		"WebSocketPort": e.wsPort, "ProxyProtocolPort": e.proxyPort}
 	files := []struct {
 		name string
 		tmpl *template.Template

@@ -32,6 +32,8 @@ type HAProxy struct {
 	sock     string
 	addr     string
 	backends []string
+	// serverOpts follow every server line: send-proxy or send-proxy-v2.
+	serverOpts string
 
 	cmd    *exec.Cmd
 	out    *syncBuffer
@@ -45,6 +47,21 @@ const haproxyBackend = "proxies"
 // StartHAProxy starts HAProxy in front of backends (HOST:PORT each) and
 // returns once its listener and its admin socket are up.
 func StartHAProxy(ctx context.Context, backends ...string) (*HAProxy, error) {
+	return startHAProxy(ctx, "", backends)
+}
+
+// StartHAProxySendingPROXY is StartHAProxy with HAProxy opening every
+// connection to a backend with a PROXY protocol header of version 1
+// (send-proxy) or 2 (send-proxy-v2) that names the client.
+func StartHAProxySendingPROXY(ctx context.Context, version int, backends ...string) (*HAProxy, error) {
+	opt := map[int]string{1: "send-proxy", 2: "send-proxy-v2"}[version]
+	if opt == "" {
+		return nil, fmt.Errorf("haproxy: no PROXY protocol version %d", version)
+	}
+	return startHAProxy(ctx, " "+opt, backends)
+}
+
+func startHAProxy(ctx context.Context, serverOpts string, backends []string) (*HAProxy, error) {
 	if len(backends) == 0 {
 		return nil, fmt.Errorf("haproxy: no backends")
 	}
@@ -56,7 +73,7 @@ func StartHAProxy(ctx context.Context, backends ...string) (*HAProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &HAProxy{dir: dir, sock: filepath.Join(dir, "admin.sock"), backends: backends, out: &syncBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	h := &HAProxy{dir: dir, sock: filepath.Join(dir, "admin.sock"), backends: backends, serverOpts: serverOpts, out: &syncBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	if err := h.start(ctx); err != nil {
 		log := h.Log()
 		_ = h.Stop()
@@ -137,7 +154,7 @@ backend %s
 	balance roundrobin
 `, h.sock, h.addr, haproxyBackend, haproxyBackend)
 	for i, addr := range h.backends {
-		fmt.Fprintf(&b, "\tserver %s %s\n", h.serverName(i), addr)
+		fmt.Fprintf(&b, "\tserver %s %s%s\n", h.serverName(i), addr, h.serverOpts)
 	}
 	return b.String()
 }
