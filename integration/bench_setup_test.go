@@ -33,10 +33,18 @@ func BenchmarkSessionSetup(b *testing.B) {
 	for _, srv := range servers {
 		b.Run(srv.Name(), func(b *testing.B) {
 			e := startProxy(b, srv)
-			fx := newSetupFixture(b, e, srv)
+			fresh := newSetupFixture(b, e, srv)
+			// The same synced session for an account whose archive holds
+			// archiveSize messages (its <sync/> still reads the last 50).
+			full := *fresh
+			full.user, full.after = archiveUser, seedArchive(b, e, srv).after50
 			for _, variant := range setupVariants {
-				transport, mech := variant[0], variant[1]
-				b.Run(transport+"/"+mech, func(b *testing.B) {
+				transport, mech, archive := variant[0], variant[1], variant[2]
+				fx := fresh
+				if archive != "" {
+					fx = &full
+				}
+				b.Run(transport+"/"+mech+archive, func(b *testing.B) {
 					direct := transport == "direct-tls"
 					serverAddr, proxyAddr := srv.Addr(), e.proxy.Addr().String()
 					if direct {
@@ -75,11 +83,13 @@ func newRelay(b *testing.B, target string, oneWay time.Duration) *harness.DelayR
 	return r
 }
 
-// setupVariants are the transports and mechanisms measured: SCRAM costs
-// two SASL round trips in both profiles, PLAIN (offered on TLS) one.
-var setupVariants = [][2]string{
-	{"direct-tls", "PLAIN"}, {"direct-tls", "SCRAM-SHA-1"},
-	{"starttls", "PLAIN"}, {"starttls", "SCRAM-SHA-1"},
+// setupVariants are the transports, mechanisms and archives measured:
+// SCRAM costs two SASL round trips in both profiles, PLAIN (offered on
+// TLS) one; "/archive-5000" is the account with archiveSize messages.
+var setupVariants = [][3]string{
+	{"direct-tls", "PLAIN", ""}, {"direct-tls", "SCRAM-SHA-1", ""},
+	{"starttls", "PLAIN", ""}, {"starttls", "SCRAM-SHA-1", ""},
+	{"direct-tls", "PLAIN", "/archive-5000"},
 }
 
 const (
@@ -92,12 +102,13 @@ const (
 // archive id, and setupRooms open rooms.
 type setupFixture struct {
 	e     *env
+	user  string
 	after string
 	rooms []string
 }
 
 func newSetupFixture(b *testing.B, e *env, srv harness.Server) *setupFixture {
-	fx := &setupFixture{e: e}
+	fx := &setupFixture{e: e, user: setupUser}
 	peer := e.login(b, "grace")
 	send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat'><body>before the window</body></message>", setupUser, domain))
 	time.Sleep(300 * time.Millisecond)
@@ -155,7 +166,7 @@ func (fx *setupFixture) classicSetup(b *testing.B, flow classicFlow, addr string
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: setupUser, Password: password,
+	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: fx.user, Password: password,
 		Mechanism: mech, TLS: &tls.Config{InsecureSkipVerify: true}, DirectTLS: directTLS, Resource: flow.resource}) //nolint:gosec // test server
 	if err != nil {
 		b.Fatalf("classic login: %v", err)
@@ -185,12 +196,12 @@ func (fx *setupFixture) classicSetup(b *testing.B, flow classicFlow, addr string
 		b.Fatalf("classic MAM query returned %d messages, want %d", results, setupMessages)
 	}
 	join := func(room string) {
-		send(b, c, fmt.Sprintf("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room, flow.resource))
+		send(b, c, fmt.Sprintf("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>", room, fx.user+"-"+flow.resource))
 	}
 	if flow.sequential {
 		for _, room := range fx.rooms {
 			join(room)
-			waitFor(b, c, "<presence", "from='"+room+"/"+flow.resource+"'", "110")
+			waitFor(b, c, "<presence", "from='"+room+"/"+fx.user+"-"+flow.resource+"'", "110")
 		}
 		return time.Since(start)
 	}
@@ -209,7 +220,7 @@ func (fx *setupFixture) classicSetup(b *testing.B, flow classicFlow, addr string
 func (fx *setupFixture) x2Setup(b *testing.B, addr string, directTLS bool, mech string) time.Duration {
 	var joins strings.Builder
 	for _, room := range fx.rooms {
-		fmt.Fprintf(&joins, "<join xmlns='urn:xmpp:xmpp2:0' room='%s' nick='x2'/>", room)
+		fmt.Fprintf(&joins, "<join xmlns='urn:xmpp:xmpp2:0' room='%s' nick='%s-x2'/>", room, fx.user)
 	}
 	inline := "<bind xmlns='urn:xmpp:bind:0'><tag>bench</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/>" +
 		"<enable xmlns='urn:xmpp:carbons:2'/><sync xmlns='urn:xmpp:xmpp2:0' after='" + fx.after + "'/>" +
@@ -217,7 +228,7 @@ func (fx *setupFixture) x2Setup(b *testing.B, addr string, directTLS bool, mech 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: setupUser, Password: password,
+	c, err := harness.Dial(ctx, harness.Login{Addr: addr, Domain: domain, User: fx.user, Password: password,
 		Mechanism: mech, TLS: fx.e.cert.ClientConfig(domain), DirectTLS: directTLS,
 		SASL2: true, Pipeline: true, Inline: inline})
 	if err != nil {

@@ -250,7 +250,8 @@ func edgesOf(t *testing.T, success []byte) (start, end string) {
 	return string(s[1]), string(e[1])
 }
 
-// TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt logs one account in
+// TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt logs ken (its own
+// account: what it leaves offline bothers nobody) in
 // again and again with <sync after='...'/>: from the second login on, the
 // proxy has the archive's start cached and takes the end from the
 // catch-up. The <metadata/> in <bound/> must still be what the server
@@ -259,10 +260,10 @@ func TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		e := startProxy(t, srv)
 		bob := e.login(t, "bob")
-		send(t, bob, fmt.Sprintf("<message to='henry@%s' type='chat'><body>first</body></message>", domain))
+		send(t, bob, fmt.Sprintf("<message to='ken@%s' type='chat'><body>first</body></message>", domain))
 		time.Sleep(300 * time.Millisecond) // let the archive write land
 		syncAfter := func(after string) ([]byte, []byte) {
-			c := e.login2(t, "henry", func(l *harness.Login) {
+			c := e.login2(t, "ken", func(l *harness.Login) {
 				l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>meta</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/></bind>"
 			})
 			defer c.Close()
@@ -270,7 +271,7 @@ func TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt(t *testing.T) {
 			return c.Success, synced
 		}
 		serverSays := func() (string, string) { // a login without <sync/> always asks the server
-			c := e.login2(t, "henry")
+			c := e.login2(t, "ken")
 			defer c.Close()
 			return edgesOf(t, c.Success)
 		}
@@ -281,7 +282,7 @@ func TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt(t *testing.T) {
 		}
 		marker := harness.NewID()
 		for i := 1; i <= 3; i++ {
-			send(t, bob, fmt.Sprintf("<message to='henry@%s' type='chat'><body>new %d %s</body></message>", domain, i, marker))
+			send(t, bob, fmt.Sprintf("<message to='ken@%s' type='chat'><body>new %d %s</body></message>", domain, i, marker))
 		}
 		time.Sleep(300 * time.Millisecond)
 		success, synced := syncAfter(end)
