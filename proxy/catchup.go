@@ -88,6 +88,9 @@ type catchupSink interface {
 	// releaseHeld queues the account's live messages held for the
 	// session, in arrival order.
 	releaseHeld()
+	// attached reports whether the client is there to be sent elements
+	// that are not stanzas.
+	attached() bool
 }
 
 // errHoldOverflow ends a session whose catch-up met more live traffic
@@ -187,8 +190,11 @@ func (c *catchup) advance(sink catchupSink) (request []byte) {
 			return nil
 		}
 		c.waitingClient = false
-		request, c.next = c.next, nil
-		return request
+		if c.next != nil {
+			request, c.next = c.next, nil
+			return request
+		}
+		// It waited to finish: on to <synced/>.
 	}
 	for c.cur < len(c.archives) {
 		a := c.archives[c.cur]
@@ -209,6 +215,12 @@ func (c *catchup) advance(sink catchupSink) (request []byte) {
 			return next
 		}
 		c.cur++
+	}
+	if !sink.attached() {
+		// <synced/> is not a stanza: a detached client would never get
+		// it, as the replay on resumption carries stanzas only.
+		c.waitingClient = true
+		return nil
 	}
 	c.finish(sink)
 	return nil
@@ -241,6 +253,10 @@ func (c *catchup) deliver(sink catchupSink, a *archiveSync) {
 // complete='false', and the client pages on by itself.
 func (c *catchup) giveUp(sink catchupSink) {
 	if c.finished || c.waitingClient {
+		return
+	}
+	if !sink.attached() {
+		c.waitingClient = true // finish when the client is back
 		return
 	}
 	for _, a := range c.archives[c.cur:] {

@@ -23,6 +23,7 @@ type recordingSink struct {
 	acks    bool
 	most    int // the largest untaken seen
 	held    [][]byte
+	gone    bool // the client is detached
 }
 
 func (s *recordingSink) stanza(it catchItem) {
@@ -38,6 +39,7 @@ func (s *recordingSink) stanza(it catchItem) {
 func (s *recordingSink) element(b []byte)     { s.out = append(s.out, string(b)) }
 func (s *recordingSink) backlog() (int, bool) { return s.untaken, s.acks }
 func (s *recordingSink) delivered(raw []byte) {}
+func (s *recordingSink) attached() bool       { return !s.gone }
 func (s *recordingSink) releaseHeld() {
 	for _, h := range s.held {
 		s.stanza(catchItem{raw: h})
@@ -218,6 +220,21 @@ func TestTheCatchUpStreams(t *testing.T) {
 			}
 			if held, _ := c.hold(catchItem{raw: []byte("<presence/>")}); held {
 				t.Fatal("a stanza after synced was held")
+			}
+		}},
+		{"synced waits for a detached client to come back", func(t *testing.T) {
+			c, _ := testCatchup(100)
+			sink := &recordingSink{gone: true}
+			feed(t, c, queryIDSync, "A1", "archived")
+			c.fin(queryIDSync+"-0", finIQ(true, "A1"))
+			c.advance(sink)
+			if c.finished || strings.Contains(strings.Join(sink.out, " "), "<synced") {
+				t.Fatalf("synced was written to a detached client: %q", sink.out)
+			}
+			sink.gone = false
+			c.advance(sink)
+			if !c.finished || !strings.HasPrefix(sink.out[len(sink.out)-1], "<synced") {
+				t.Fatalf("synced did not follow the client's return: %q", sink.out)
 			}
 		}},
 		{"too much live traffic during the catch-up ends the session", func(t *testing.T) {

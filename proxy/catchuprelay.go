@@ -24,6 +24,8 @@ func (s relaySink) stanza(it catchItem) {
 
 func (s relaySink) element(b []byte) { s.r.send(&s.r.client, b) }
 
+func (s relaySink) attached() bool { return !s.r.detached() }
+
 func (s relaySink) backlog() (int, bool) {
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()

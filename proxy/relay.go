@@ -271,6 +271,7 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	ns.fr.countInto(&s.stats.fromClient)
 	_ = ns.writeClient(greeting) // a failure shows up in the new writer
 	r.startClient()
+	v.pokeCatchup(r) // a catch-up that waited for the client to come back
 	return true
 }
 
