@@ -124,6 +124,8 @@ func (s *session) startRelay() bool {
 		s.handshakeFailed(context.Cause(s.ctx))
 		return false
 	}
+	s.openKind = s.kind
+	s.srv.metrics.sessionOnline(s.kind, s.listenerName())
 	r.startReader(&r.up, &r.client, nil, false)
 	r.startClient()
 	return true
@@ -421,6 +423,7 @@ func (r *relay) keep(src *relayLeg, u Unit) []byte {
 	if u.Kind != UnitElement {
 		return u.Raw
 	}
+	r.s.srv.metrics.stanza(src.idx, u.Raw)
 	if r.filter == nil {
 		if src.idx == 1 {
 			r.classicUpstream(u.Raw)

@@ -36,6 +36,14 @@ var ErrUpstream = errors.New("upstream")
 // dialUpstream connects, negotiates TLS as configured and reads the
 // mechanisms. The whole exchange is bounded by the upstream dial timeout.
 func (s *Server) dialUpstream(ctx context.Context, domain, lang string) (*upstreamLeg, error) {
+	up, err := s.dialNegotiated(ctx, domain, lang)
+	if ctx.Err() == nil { // not given up by the session: the upstream's doing
+		s.upstreamDialed(err)
+	}
+	return up, err
+}
+
+func (s *Server) dialNegotiated(ctx context.Context, domain, lang string) (*upstreamLeg, error) {
 	timeout := time.Duration(s.cfg.Timeouts.UpstreamDial)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

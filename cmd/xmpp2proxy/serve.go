@@ -39,6 +39,7 @@ var flagKeys = map[string]struct {
 	"log-level":         {"log_level", func(d, s *proxy.Config) { d.LogLevel = s.LogLevel }},
 	"log-format":        {"log_format", func(d, s *proxy.Config) { d.LogFormat = s.LogFormat }},
 	"drain-timeout":     {"timeouts.drain", func(d, s *proxy.Config) { d.Timeouts.Drain = s.Timeouts.Drain }},
+	"metrics-listen":    {"metrics_listen", func(d, s *proxy.Config) { d.MetricsListen = s.MetricsListen }},
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -57,6 +58,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flags.LogFormat, "log-format", d.LogFormat, "text (key=value) or json (one object per line)")
 	fs.DurationVar((*time.Duration)(&f.flags.Timeouts.Drain), "drain-timeout", time.Duration(d.Timeouts.Drain),
 		"on SIGTERM or SIGINT, how long sessions get to end before they are dropped (timeouts.drain)")
+	fs.StringVar(&f.flags.MetricsListen, "metrics-listen", "", "HTTP address for /metrics, /healthz and /readyz (off when empty)")
 }
 
 // load builds the configuration as serve runs it: the file, the flags
