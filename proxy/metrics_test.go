@@ -398,10 +398,13 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
+// noKeepAlive leaves no idle connection (nor its goroutines) behind.
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // get fetches path from the server's metrics endpoint.
 func get(t *testing.T, srv *Server, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + srv.MetricsAddr().String() + path)
+	resp, err := noKeepAlive.Get("http://" + srv.MetricsAddr().String() + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

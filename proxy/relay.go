@@ -423,7 +423,8 @@ func (r *relay) keep(src *relayLeg, u Unit) []byte {
 	if u.Kind != UnitElement {
 		return u.Raw
 	}
-	r.s.srv.metrics.stanza(src.idx, u.Raw)
+	// Counted once the filter has run: a 2.0 stanza is then on its way.
+	defer r.s.srv.metrics.stanza(src.idx, u.Raw)
 	if r.filter == nil {
 		if src.idx == 1 {
 			r.classicUpstream(u.Raw)
