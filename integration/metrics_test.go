@@ -188,14 +188,18 @@ func TestMetricsAndHealthAgainstProsody(t *testing.T) {
 	t.Run("readyz is 503 while the proxy drains", func(t *testing.T) {
 		// Prosody, stopped, acks nothing: the drain waits for the ack of
 		// what alice sent, as long as Prosody is stopped.
-		if err := syscall.Kill(srv.PID(), syscall.SIGSTOP); err != nil {
+		pid := srv.PID()
+		if pid <= 1 { // 0 would signal this test's own process group
+			t.Fatalf("Prosody's pid is %d", pid)
+		}
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		resumed := false
 		resume := func() {
 			if !resumed {
 				resumed = true
-				_ = syscall.Kill(srv.PID(), syscall.SIGCONT)
+				_ = syscall.Kill(pid, syscall.SIGCONT)
 			}
 		}
 		defer resume()

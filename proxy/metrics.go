@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
 // What the proxy counts for Prometheus. Each event is recorded at the one
@@ -236,7 +238,8 @@ func (m *metrics) stanza(leg int, raw []byte) {
 	if m == nil {
 		return
 	}
-	if name, _ := elementName(raw); isStanza(name) {
+	// The name only: no attribute is read on the classic hot path.
+	if t := rewrite.ScanTag(raw); isStanza(t.Name()) {
 		m.stanzas[leg].Inc()
 	}
 }

@@ -20,9 +20,10 @@ type metricsEnv struct {
 	srv  *Server
 	fake *fakeUpstream
 	logs *logBuffer
-	c    *testClient // dialled by client, once a step needs it
-	up   *fakeConn   // the client's upstream leg, once accepted
-	smID string      // the client's SM id, once enabled
+	c    *testClient   // dialled by client, once a step needs it
+	cc   *countingConn // c's connection, counting what it wrote and read
+	up   *fakeConn     // the client's upstream leg, once accepted
+	smID string        // the client's SM id, once enabled
 }
 
 // metricValue is one series' value (a histogram's: its sample count), or
@@ -72,7 +73,7 @@ var smEnabledID = regexp.MustCompile(`<enabled xmlns='` + nsSM + `' id='([^']+)'
 func (e *metricsEnv) client(t *testing.T) *testClient {
 	t.Helper()
 	if e.c == nil {
-		e.c = dialProxy(t, e.srv)
+		e.c, e.cc = dialCounted(t, e.srv)
 	}
 	return e.c
 }
@@ -172,6 +173,8 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 		prepare      func(t *testing.T, e *metricsEnv) // not measured
 		event        func(t *testing.T, e *metricsEnv)
 		want         float64
+		// wantFrom, when set, gives want once the event has run.
+		wantFrom func(e *metricsEnv) float64
 	}
 	login := func(t *testing.T, e *metricsEnv) { e.client(t).login(); e.up = e.fake.accept(t) }
 	tests := []row{
@@ -343,26 +346,14 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 				e.client(t).send(msg)
 				e.up.expect(t, UnitElement, msg)
 			}, want: float64(len(msg))},
-		{name: "the bytes a client is sent count upstream_to_client",
-			metric: "xmpp2proxy_bytes_total", labels: []string{"direction", "upstream_to_client"},
-			prepare: login,
-			event: func(t *testing.T, e *metricsEnv) {
-				e.up.send(t, msg)
-				e.client(t).expect(UnitElement, msg)
-				// A write is counted once it returned: the session's
-				// end is after every write.
-				closeBothWays(t, e.client(t), e.up)
-				waitSessions(t, e.srv, 0)
-			}, want: float64(len(msg) + len(streamEnd))},
-		{name: "the bytes of an ended session stay counted",
+		{name: "every byte a client sent stays counted once its session ended",
 			metric: "xmpp2proxy_bytes_total", labels: []string{"direction", "client_to_upstream"},
-			prepare: login,
-			event: func(t *testing.T, e *metricsEnv) {
-				e.client(t).send(msg)
-				e.up.expect(t, UnitElement, msg)
-				closeBothWays(t, e.client(t), e.up)
-				waitSessions(t, e.srv, 0)
-			}, want: float64(len(msg) + len(streamEnd))},
+			event:    sessionWithTraffic(msg),
+			wantFrom: func(e *metricsEnv) float64 { return float64(e.cc.written.Load()) }},
+		{name: "every byte a client was sent counts upstream_to_client",
+			metric: "xmpp2proxy_bytes_total", labels: []string{"direction", "upstream_to_client"},
+			event:    sessionWithTraffic(msg),
+			wantFrom: func(e *metricsEnv) float64 { return float64(e.cc.read.Load()) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -379,10 +370,31 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			}
 			before := metricValue(t, srv, tc.metric, tc.labels...)
 			tc.event(t, e)
+			if tc.wantFrom != nil {
+				tc.want = tc.wantFrom(e)
+			}
 			if got := metricValue(t, srv, tc.metric, tc.labels...) - before; got != tc.want {
 				t.Errorf("%s%v moved by %v, want %v", tc.metric, tc.labels, got, tc.want)
 			}
 		})
+	}
+}
+
+// sessionWithTraffic logs a classic client in, has one stanza go each
+// way, and ends the session: a write is counted once it returned, and
+// the session's end comes after every write.
+func sessionWithTraffic(msg string) func(t *testing.T, e *metricsEnv) {
+	return func(t *testing.T, e *metricsEnv) {
+		c := e.client(t)
+		c.login()
+		e.up = e.fake.accept(t)
+		c.send(msg)
+		e.up.expect(t, UnitElement, msg)
+		e.up.send(t, msg)
+		c.expect(UnitElement, msg)
+		closeBothWays(t, c, e.up)
+		waitSessions(t, e.srv, 0)
+		_, _ = io.Copy(io.Discard, c.conn) // everything the proxy sent is read
 	}
 }
 
