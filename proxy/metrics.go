@@ -76,7 +76,7 @@ func newMetrics(s *Server) *metrics {
 		bounces: f.counter("xmpp2proxy_bounces_total",
 			"Stanza errors the proxy itself answered a client's stanza with, by condition.", "condition"),
 		streamErrors: f.counter("xmpp2proxy_stream_errors_total",
-			"Stream errors the proxy sent to clients, by condition.", "condition"),
+			"Stream errors the proxy itself sent to clients, by condition (an upstream's own stream error is relayed, not counted).", "condition"),
 		dialFailures: f.counter("xmpp2proxy_upstream_dial_failures_total",
 			"Connections to the upstream that failed before authentication (connect, TLS or stream features).").WithLabelValues(),
 	}
