@@ -91,6 +91,8 @@ type catchupSink interface {
 	// attached reports whether the client is there to be sent elements
 	// that are not stanzas.
 	attached() bool
+	// caughtUp reports the account catch-up's size once it is over.
+	caughtUp(count int)
 }
 
 // errHoldOverflow ends a session whose catch-up met more live traffic
@@ -280,6 +282,9 @@ func (c *catchup) finish(sink catchupSink) {
 	}
 	for _, a := range c.archives {
 		complete = complete && a.complete
+	}
+	if c.account != nil {
+		sink.caughtUp(count)
 	}
 	b = appendEscaped(b, last)
 	b = append(b, "' count='"...)

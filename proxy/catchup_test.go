@@ -40,6 +40,7 @@ func (s *recordingSink) element(b []byte)     { s.out = append(s.out, string(b))
 func (s *recordingSink) backlog() (int, bool) { return s.untaken, s.acks }
 func (s *recordingSink) delivered(raw []byte) {}
 func (s *recordingSink) attached() bool       { return !s.gone }
+func (s *recordingSink) caughtUp(int)         {}
 func (s *recordingSink) releaseHeld() {
 	for _, h := range s.held {
 		s.stanza(catchItem{raw: h})

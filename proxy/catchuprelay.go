@@ -26,6 +26,8 @@ func (s relaySink) element(b []byte) { s.r.send(&s.r.client, b) }
 
 func (s relaySink) attached() bool { return !s.r.detached() }
 
+func (s relaySink) caughtUp(count int) { s.r.s.srv.metrics.caughtUp(count) }
+
 func (s relaySink) backlog() (int, bool) {
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()

@@ -66,6 +66,9 @@ type Config struct {
 	// QueueSize is the number of stanzas buffered per direction before the
 	// reader of the other leg waits (backpressure).
 	QueueSize int `yaml:"queue_size"`
+	// MetricsListen is the HTTP address serving /metrics, /healthz and
+	// /readyz; empty (the default) turns it off.
+	MetricsListen string `yaml:"metrics_listen"`
 
 	// ProxyProtocol names the listeners (starttls, direct_tls) that sit
 	// behind a load balancer: each connection on them must begin with a
@@ -386,6 +389,11 @@ func (k *configChecker) validate() {
 	if c.DirectTLSListen != "" {
 		if err := checkListenAddr(c.DirectTLSListen); err != nil {
 			k.bad("direct_tls_listen", "%v", err)
+		}
+	}
+	if c.MetricsListen != "" {
+		if err := checkListenAddr(c.MetricsListen); err != nil {
+			k.bad("metrics_listen", "%v", err)
 		}
 	}
 	if c.Listen == "" && c.DirectTLSListen == "" && c.WebSocketListen == "" {

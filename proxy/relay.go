@@ -127,6 +127,8 @@ func (s *session) startRelay() bool {
 		s.handshakeFailed(context.Cause(s.ctx))
 		return false
 	}
+	s.openKind = s.kind
+	s.srv.metrics.sessionOnline(s.kind, s.listenerName())
 	r.startReader(&r.up, &r.client, nil, false)
 	r.startClient()
 	if s.v2 != nil && s.v2.catchup != nil {
@@ -428,6 +430,8 @@ func (r *relay) keep(src *relayLeg, u Unit) []byte {
 	if u.Kind != UnitElement {
 		return u.Raw
 	}
+	// Counted once the filter has run: a 2.0 stanza is then on its way.
+	defer r.s.srv.metrics.stanza(src.idx, u.Raw)
 	if r.filter == nil {
 		if src.idx == 1 {
 			r.classicUpstream(u.Raw)

@@ -55,6 +55,11 @@ type Server struct {
 	// under mu.
 	wsLn   net.Listener
 	wsHTTP *http.Server
+	// Metrics and health checks (metrics.go, health.go).
+	metrics       *metrics
+	endedBytes    [2]int64   // client-leg bytes of ended sessions, in and out; under mu
+	ops           *opsServer // the metrics_listen endpoint; under mu
+	upstreamState upstreamState
 }
 
 // inMemory stands for cert and key when NewServer was given the TLS config.
@@ -94,6 +99,7 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.reloadableCertificate()
+	s.metrics = newMetrics(s)
 	s.secret = []byte(cfg.Secret)
 	if cfg.Secret == "" {
 		// Resources stay stable for a device while this process runs;
@@ -107,14 +113,19 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 // Start opens the configured listeners and serves them in the background
 // until Shutdown.
 func (s *Server) Start() error {
+	if err := s.startOps(); err != nil {
+		return err
+	}
 	if s.cfg.Listen != "" {
 		if err := s.listen(s.cfg.Listen, false); err != nil {
+			s.stopOps()
 			return err
 		}
 	}
 	if s.cfg.DirectTLSListen != "" {
 		if err := s.listen(s.cfg.DirectTLSListen, true); err != nil {
 			s.closeListeners()
+			s.stopOps()
 			return err
 		}
 	}
@@ -321,6 +332,7 @@ func (s *Server) newSession(conn net.Conn, directTLS bool) *session {
 func (s *Server) sessionDone(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
+	s.addEndedBytes(sess)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -336,8 +348,10 @@ const abortGrace = 2 * time.Second
 // after which it drops the rest. It returns within ctx's deadline plus
 // abortGrace: sessions are told to end concurrently, so a client that does
 // not read, which blocks the telling for up to the write timeout, holds up
-// neither the others nor Shutdown.
+// neither the others nor Shutdown. /readyz answers 503 from its first
+// line, and the metrics endpoint serves until it returns.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stopOps()
 	s.mu.Lock()
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))

@@ -70,6 +70,9 @@ type session struct {
 	handshakeErr error
 	endErr       atomic.Pointer[StreamError]
 	stats        sessionStats
+	// openKind is the kind the metrics count this session open under:
+	// "" (none) until it relays.
+	openKind string
 }
 
 // bound returns the JID this session bound, or "".

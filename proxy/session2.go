@@ -96,13 +96,16 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	user := a.saslUsername()
 	h, err := strconv.ParseUint(prev.H, 10, 32)
 	if user == "" || err != nil {
+		s.srv.metrics.resumed(outcomeFailed)
 		return false
 	}
 	r, ok := s.srv.detached.Take(prev.PrevID, user+"@"+s.domain)
 	if !ok {
+		s.srv.metrics.resumed(outcomeExpired)
 		return false
 	}
 	success := func(v *session2, resumed []byte) []byte {
+		s.srv.metrics.resumed(outcomeOK) // it is: the greeting is written next
 		b := []byte("<success xmlns='" + nsSASL2 + "'>")
 		b = appendAdditional(b, additional)
 		b = append(b, "<authorization-identifier>"...)
@@ -113,6 +116,7 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	if !r.attach(s, uint32(h), success) {
+		s.srv.metrics.resumed(outcomeFailed)
 		r.endBeforeRebind(time.Duration(s.srv.cfg.Timeouts.Close))
 		return false
 	}
@@ -150,7 +154,13 @@ func (s *session) relaySASL2Response() error {
 // bringOnline replays Bind2 upstream and sends the client <success/>,
 // fresh features without bind or sm (there is no stream restart after
 // SASL2 success), and the stanzas that arrived during setup.
-func (s *session) bringOnline(a *authenticate, additional string, resumeFailed bool) error {
+func (s *session) bringOnline(a *authenticate, additional string, resumeFailed bool) (err error) {
+	start, online := time.Now(), false
+	defer func() {
+		if !online {
+			s.srv.metrics.setupDone(start, err)
+		}
+	}()
 	bs, st, err := s.replayBind(a)
 	if err != nil {
 		return err
@@ -188,6 +198,8 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 		b = append(b, requestAck...)
 	}
 	s.log.Info("2.0 session online", "jid", bs.jid, "sm", enabled != nil, "carbons", bs.carbons)
+	online = true
+	s.srv.metrics.setupDone(start, nil) // before the client can see it
 	return s.writeClient(b)
 }
 
@@ -209,6 +221,7 @@ func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	if string(name) == "message" {
 		if to, check := v.fullJIDToCheck(raw); check && !v.isOnline(r, to) {
 			if _, ok := v.clientStanza(r, nil, false); ok {
+				r.s.srv.metrics.bounced("service-unavailable")
 				v.toClient(r, v.bounce(raw, to)) // answered here, never upstream
 			}
 			return nil

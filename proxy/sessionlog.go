@@ -57,13 +57,14 @@ func (s *session) listenerName() string {
 
 func (s *session) logStart() {
 	s.log.Info("session started", "listener", s.listenerName())
+	s.srv.metrics.sessionStarted(s.listenerName())
 }
 
 // endedWith records the stream error that ends the session; the first
 // one is the cause.
 func (s *session) endedWith(se *StreamError) {
-	if se != nil {
-		s.endErr.CompareAndSwap(nil, se)
+	if se != nil && s.endErr.CompareAndSwap(nil, se) {
+		s.srv.metrics.streamError(se.Condition)
 	}
 }
 
@@ -79,39 +80,42 @@ func (s *session) logEnd() {
 	if account == "" {
 		account = s.account
 	}
+	label, outcome := s.outcome()
+	s.srv.metrics.sessionEnded(s.openKind, kind, s.listenerName(), label)
 	s.log.Info("session ended",
 		"listener", s.listenerName(),
 		"kind", kind,
 		"account", account,
 		"duration", time.Since(s.start).Round(time.Microsecond),
-		"outcome", s.outcome(),
+		"outcome", outcome,
 		"bytes_in", s.stats.fromClient.Load(),
 		"bytes_out", s.stats.toClient.Load())
 }
 
 // outcome says why the session ended, from what the session recorded:
 // the stream error that ended it, the error that ended its negotiation,
-// or, for a relay, which side closed its stream.
-func (s *session) outcome() string {
+// or, for a relay, which side closed its stream. label is the same as a
+// metric label, from a fixed list; text is for the log line.
+func (s *session) outcome() (label, text string) {
 	if se := s.endErr.Load(); se != nil {
-		return "stream error: " + se.Condition
+		return "stream_error", "stream error: " + se.Condition
 	}
 	if err := s.handshakeErr; err != nil {
 		switch {
 		case errors.Is(err, errHandedOff):
-			return "resumed an earlier session"
+			return "resumed_an_earlier_session", "resumed an earlier session"
 		case errors.Is(err, errClientClosed), errors.Is(err, io.EOF):
-			return "client closed"
+			return "client_closed", "client closed"
 		case errors.Is(err, errUpstreamError):
-			return "upstream stream error"
+			return "upstream_stream_error", "upstream stream error"
 		}
-		return "failed: " + err.Error()
+		return "failed", "failed: " + err.Error()
 	}
 	switch cause := context.Cause(s.ctx); {
 	case errors.Is(cause, context.DeadlineExceeded):
-		return "dropped at the shutdown deadline"
+		return "dropped_at_shutdown", "dropped at the shutdown deadline"
 	case cause != nil && !errors.Is(cause, context.Canceled):
-		return "write failed: " + cause.Error()
+		return "write_failed", "write failed: " + cause.Error()
 	}
 	s.mu.Lock()
 	r := s.relay
@@ -122,22 +126,23 @@ func (s *session) outcome() string {
 		r.mu.Unlock()
 		switch {
 		case client && upstream:
-			return "closed"
+			return "closed", "closed"
 		case client:
-			return "client closed"
+			return "client_closed", "client closed"
 		case upstream:
-			return "upstream closed"
+			return "upstream_closed", "upstream closed"
 		case r.detached():
-			return "not resumed in time"
+			return "not_resumed_in_time", "not resumed in time"
 		}
 	}
-	return "client vanished"
+	return "client_vanished", "client vanished"
 }
 
 // logAuth logs one authentication's outcome, at info: fail2ban bans on
 // the failures, and audits read both. condition is the SASL failure
 // condition, empty on success.
 func (s *session) logAuth(mechanism, account, condition string) {
+	s.srv.metrics.authenticated(s.kind, condition == "")
 	if condition == "" {
 		s.log.Info("authenticated", "kind", s.kind, "mechanism", mechanism, "account", account)
 		return

@@ -37,6 +37,14 @@ var ErrUpstream = errors.New("upstream")
 // mechanisms. The whole exchange is bounded by the upstream dial timeout.
 // client is the client's address, for a PROXY header (proxyproto.go).
 func (s *Server) dialUpstream(ctx context.Context, domain, lang string, client peerAddrs) (*upstreamLeg, error) {
+	up, err := s.dialNegotiated(ctx, domain, lang, client)
+	if ctx.Err() == nil { // not given up by the session: the upstream's doing
+		s.upstreamDialed(err)
+	}
+	return up, err
+}
+
+func (s *Server) dialNegotiated(ctx context.Context, domain, lang string, client peerAddrs) (*upstreamLeg, error) {
 	timeout := time.Duration(s.cfg.Timeouts.UpstreamDial)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -44,6 +44,7 @@ var flagKeys = map[string]struct {
 	"proxy-protocol":          {"proxy_protocol", func(d, s *proxy.Config) { d.ProxyProtocol = s.ProxyProtocol }},
 	"proxy-protocol-from":     {"proxy_protocol_from", func(d, s *proxy.Config) { d.ProxyProtocolFrom = s.ProxyProtocolFrom }},
 	"upstream-proxy-protocol": {"upstream_proxy_protocol", func(d, s *proxy.Config) { d.UpstreamProxyProtocol = s.UpstreamProxyProtocol }},
+	"metrics-listen":    {"metrics_listen", func(d, s *proxy.Config) { d.MetricsListen = s.MetricsListen }},
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -70,6 +71,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 		"only these IPs or networks (the balancers) may send a PROXY header (comma-separated or repeated)")
 	fs.StringVar(&f.flags.UpstreamProxyProtocol, "upstream-proxy-protocol", "",
 		"send the upstream a PROXY header with the client's address: v1 or v2 (off when empty)")
+	fs.StringVar(&f.flags.MetricsListen, "metrics-listen", "", "HTTP address for /metrics, /healthz and /readyz (off when empty)")
 }
 
 // load builds the configuration as serve runs it: the file, the flags
