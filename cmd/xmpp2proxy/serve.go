@@ -44,7 +44,7 @@ var flagKeys = map[string]struct {
 	"proxy-protocol":          {"proxy_protocol", func(d, s *proxy.Config) { d.ProxyProtocol = s.ProxyProtocol }},
 	"proxy-protocol-from":     {"proxy_protocol_from", func(d, s *proxy.Config) { d.ProxyProtocolFrom = s.ProxyProtocolFrom }},
 	"upstream-proxy-protocol": {"upstream_proxy_protocol", func(d, s *proxy.Config) { d.UpstreamProxyProtocol = s.UpstreamProxyProtocol }},
-	"metrics-listen":    {"metrics_listen", func(d, s *proxy.Config) { d.MetricsListen = s.MetricsListen }},
+	"metrics-listen":          {"metrics_listen", func(d, s *proxy.Config) { d.MetricsListen = s.MetricsListen }},
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
