@@ -206,6 +206,9 @@ func (c *catchup) advance(sink catchupSink) (request []byte) {
 		}
 		f := *a.fin
 		a.fin = nil
+		// A page is what the server gave: it may give fewer than asked
+		// (Prosody 0.12 caps pages at 50), and the bound is two of its pages.
+		c.window, a.pageLen = max(a.pageLen, 1), 0
 		if next := a.onFin(f); next != nil {
 			if _, acks := sink.backlog(); acks {
 				sink.element(requestAck) // so the client's ack moves the window
@@ -246,6 +249,7 @@ func (c *catchup) deliver(sink catchupSink, a *archiveSync) {
 		sink.delivered(it.raw)
 		sink.stanza(it)
 		a.delivered++
+		a.pageLen++
 	}
 	clear(a.buf)
 	a.buf = a.buf[:0]

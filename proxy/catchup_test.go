@@ -153,8 +153,10 @@ func TestTheCatchUpStreams(t *testing.T) {
 		}},
 		{"the next page waits until the client took all but a page", func(t *testing.T) {
 			c, _ := testCatchup(1000)
-			sink := &recordingSink{acks: true}
-			for i := range syncPage + 1 {
+			// 50 of the page before are still unacked when this page of
+			// 100 (what the server gave) ends.
+			sink := &recordingSink{acks: true, untaken: 50}
+			for i := range 100 {
 				feed(t, c, queryIDSync, fmt.Sprintf("A%d", i), "m")
 			}
 			c.fin(queryIDSync+"-0", finIQ(false, "Alast"))
@@ -164,7 +166,7 @@ func TestTheCatchUpStreams(t *testing.T) {
 			if last := sink.out[len(sink.out)-1]; last != string(requestAck) {
 				t.Fatalf("a client with SM was not asked to ack the page: %q", last)
 			}
-			sink.untaken = syncPage
+			sink.untaken = 100
 			if req := c.advance(sink); req == nil {
 				t.Fatal("the page the client took did not free the next request")
 			}

@@ -30,7 +30,7 @@ const (
 	// next <sync/> gets each once, as on ejabberd.
 	idArchiveMark = "x2-archive-mark"
 	// syncPage is the RSM page size of catch-up queries.
-	syncPage = 100
+	syncPage = 250
 )
 
 // mamQuery renders a MAM query. to is "" for the account archive; after is

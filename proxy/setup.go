@@ -29,6 +29,7 @@ type archiveSync struct {
 	lastID         string
 	lastStamp      string // the archive timestamp of lastID
 	delivered      int
+	pageLen        int // messages delivered of the current page
 	page           int
 	done, complete bool
 	// max bounds the messages this catch-up delivers (limits.max_catchup);
