@@ -43,12 +43,16 @@ type Server struct {
 	listeners []net.Listener
 	sessions  map[*session]struct{}
 	closing   bool
-	wg        sync.WaitGroup // accept loops and sessions
+	wg        sync.WaitGroup // accept loops, sessions and WebSocket handlers
 
 	// The WebSocket listener (websocket_listen) and its HTTP server,
-	// under mu.
-	wsLn   net.Listener
-	wsHTTP *http.Server
+	// under mu; wsConns: the sockets of the requests being handled, which
+	// an aborted Shutdown drops (wslisten.go). wsAccepted, when set, runs
+	// between a WebSocket's upgrade and its session (tests).
+	wsLn       net.Listener
+	wsHTTP     *http.Server
+	wsConns    wsHandlers
+	wsAccepted func()
 }
 
 // NewServer checks cfg and loads the client-facing certificate, exactly
@@ -364,6 +368,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range sessions {
 		sess.abort(ctx.Err())
 	}
+	s.dropWebSocket()
 	grace := time.NewTimer(abortGrace)
 	defer grace.Stop()
 	select {
