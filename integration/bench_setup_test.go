@@ -4,9 +4,9 @@ package integration
 
 import (
 	"context"
-	"os"
 	"crypto/tls"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"

@@ -49,12 +49,16 @@ type Server struct {
 	listeners []net.Listener
 	sessions  map[*session]struct{}
 	closing   bool
-	wg        sync.WaitGroup // accept loops and sessions
+	wg        sync.WaitGroup // accept loops, sessions and WebSocket handlers
 
 	// The WebSocket listener (websocket_listen) and its HTTP server,
-	// under mu.
-	wsLn   net.Listener
-	wsHTTP *http.Server
+	// under mu; wsConns: the sockets of the requests being handled, which
+	// an aborted Shutdown drops (wslisten.go). wsAccepted, when set, runs
+	// between a WebSocket's upgrade and its session (tests).
+	wsLn       net.Listener
+	wsHTTP     *http.Server
+	wsConns    wsHandlers
+	wsAccepted func()
 	// Metrics and health checks (metrics.go, health.go).
 	metrics       *metrics
 	endedBytes    [2]int64   // client-leg bytes of ended sessions, in and out; under mu
@@ -391,6 +395,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range sessions {
 		sess.abort(ctx.Err())
 	}
+	s.dropWebSocket()
 	grace := time.NewTimer(abortGrace)
 	defer grace.Stop()
 	select {

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -44,6 +46,7 @@ func (s *Server) listenWebSocket() error {
 		// WebSocket needs HTTP/1.1's Upgrade (the library hijacks the
 		// connection); a non-nil empty map turns HTTP/2 off.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ConnContext:  withWSSocket,
 	}
 	if s.cfg.WebSocketTLS {
 		tc := s.tls.Clone()
@@ -86,14 +89,60 @@ func (s *Server) closeWebSocket() {
 	}
 }
 
+// wsHandlers maps the socket of each WebSocket request being handled to
+// its conn once upgraded (nil before).
+type wsHandlers map[net.Conn]*wsconn.Conn
+
+// wsSocketKey is the request context's key for the accepted socket.
+type wsSocketKey struct{}
+
+// withWSSocket keeps the accepted TCP socket (under TLS for wss) in the
+// context of the requests it carries, for dropWebSocket.
+func withWSSocket(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return context.WithValue(ctx, wsSocketKey{}, c)
+}
+
 // serveWebSocket upgrades one request and runs a session on it. It
 // returns after the WebSocket close handshake, once the session (or the
-// one it resumed) is done with the connection.
+// one it resumed) is done with the connection and the connection's pump
+// has ended. Shutdown's WaitGroup counts it from the start.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, secure bool) {
+	sock, _ := r.Context().Value(wsSocketKey{}).(net.Conn)
+	if !s.enterWebSocket(sock) {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.leaveWebSocket(sock)
+	c := s.acceptWebSocket(w, r)
+	if c == nil {
+		return // the request has been answered
+	}
+	s.upgradedWebSocket(sock, c)
+	if s.wsAccepted != nil {
+		s.wsAccepted()
+	}
+	sess := s.newWebSocketSession(c, secure)
+	if sess == nil {
+		// Shutdown began during the upgrade. The conn must be closed
+		// all the same: its pump, blocked handing over the read error,
+		// would outlive the server.
+		c.Refuse(websocket.StatusGoingAway, "shutting down")
+		return
+	}
+	go sess.run()
+	c.CloseHandshake()
+}
+
+// acceptWebSocket upgrades the request to an RFC 7395 WebSocket, or
+// answers it with the refusal and returns nil.
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request) *wsconn.Conn {
 	if !offersSubprotocol(r.Header, wsSubprotocol) {
 		// RFC 7395 3.1: without the subprotocol this is no XMPP stream.
 		http.Error(w, "the WebSocket subprotocol xmpp (RFC 7395) is required", http.StatusBadRequest)
-		return
+		return nil
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{wsSubprotocol},
@@ -105,24 +154,71 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, secure b
 	})
 	if err != nil {
 		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
-		return // Accept has answered the request
+		return nil // Accept has answered the request
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	l := s.wsLimits()
 	// Not a syscall.Conn: an idle session's reader never parks on the
 	// socket (parking reads the kernel socket under the leg's buffers;
 	// here the library owns the socket and its frames).
-	c := wsconn.New(ws, local, remoteAddr(r.RemoteAddr), newWSFraming(l), wsconn.Options{
+	return wsconn.New(ws, local, remoteAddr(r.RemoteAddr), newWSFraming(l), wsconn.Options{
 		MaxMessage: int64(l.MaxBytes), TooLarge: errTooLarge, Binary: errWSBinary,
 	})
-	sess := s.newWebSocketSession(c, secure)
-	if sess == nil {
-		_ = ws.Close(websocket.StatusGoingAway, "shutting down")
-		return
+}
+
+// enterWebSocket counts a WebSocket request in Shutdown's WaitGroup and
+// notes its socket, or reports false when shutting down. Counting starts
+// before the upgrade: a handler that upgrades while Shutdown begins still
+// has a pump to end.
+func (s *Server) enterWebSocket(sock net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
 	}
-	defer s.wg.Done()
-	go sess.run()
-	c.CloseHandshake()
+	if sock != nil {
+		if s.wsConns == nil {
+			s.wsConns = wsHandlers{}
+		}
+		s.wsConns[sock] = nil
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// upgradedWebSocket notes the conn over sock, for dropWebSocket.
+func (s *Server) upgradedWebSocket(sock net.Conn, c *wsconn.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.wsConns[sock]; ok {
+		s.wsConns[sock] = c
+	}
+}
+
+// leaveWebSocket ends what enterWebSocket began.
+func (s *Server) leaveWebSocket(sock net.Conn) {
+	s.mu.Lock()
+	delete(s.wsConns, sock)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// dropWebSocket closes the WebSocket requests still being handled, once
+// Shutdown's deadline has passed: their sockets, since a close handshake
+// with a peer that does not answer would hold its handler for the
+// library's 10 s, past Shutdown's return; and their conns, which a
+// handler waits for before its close handshake.
+func (s *Server) dropWebSocket() {
+	s.mu.Lock()
+	socks := make(wsHandlers, len(s.wsConns))
+	maps.Copy(socks, s.wsConns)
+	s.mu.Unlock()
+	for sock, c := range socks {
+		_ = sock.Close()
+		if c != nil {
+			_ = c.Close()
+		}
+	}
 }
 
 // wsLimits caps one message: the largest element the session accepts at
@@ -132,8 +228,8 @@ func (s *Server) wsLimits() Limits {
 }
 
 // newWebSocketSession registers a session over c, or returns nil when
-// shutting down. The WaitGroup counts the session and the close
-// handshake that follows it, so Shutdown waits for both.
+// shutting down. The WaitGroup counts the session; the handler, and so
+// the close handshake that follows, it counts already.
 func (s *Server) newWebSocketSession(c net.Conn, secure bool) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,7 +239,7 @@ func (s *Server) newWebSocketSession(c net.Conn, secure bool) *session {
 	sess := newSession(s, c, false)
 	sess.ws, sess.secure = true, secure
 	s.sessions[sess] = struct{}{}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	return sess
 }
 

@@ -57,11 +57,12 @@ type Conn struct {
 	tr            Translator
 	opts          Options
 
-	msgs   chan message
-	closed chan struct{}
-	once   sync.Once
-	ctx    context.Context // the pump's reads
-	cancel context.CancelFunc
+	msgs     chan message
+	closed   chan struct{}
+	pumpDone chan struct{} // closed as the pump returns
+	once     sync.Once
+	ctx      context.Context // the pump's reads
+	cancel   context.CancelFunc
 
 	rmu      sync.Mutex
 	rest     []byte // of the message Read is handing over
@@ -86,7 +87,8 @@ func New(ws *websocket.Conn, local, remote net.Addr, tr Translator, opts Options
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		ws: ws, local: local, remote: remote, tr: tr, opts: opts,
-		msgs: make(chan message), closed: make(chan struct{}), ctx: ctx, cancel: cancel,
+		msgs: make(chan message), closed: make(chan struct{}), pumpDone: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
 		readWake: make(chan struct{}, 1),
 	}
 	ws.SetReadLimit(-1)
@@ -97,8 +99,11 @@ func New(ws *websocket.Conn, local, remote net.Addr, tr Translator, opts Options
 // WebSocket returns the connection under c.
 func (c *Conn) WebSocket() *websocket.Conn { return c.ws }
 
-// pump reads and translates messages until the connection ends.
+// pump reads and translates messages until the connection ends. It
+// returns only once Close has been called or Read has taken the error
+// that ended reading: a connection nobody closes keeps it.
 func (c *Conn) pump() {
+	defer close(c.pumpDone)
 	for {
 		m := c.readMessage()
 		select {
@@ -217,8 +222,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 // Close ends the use of the connection: Read and Write fail from now on.
-// The WebSocket itself closes with CloseHandshake (or CloseNow on the
-// *websocket.Conn).
+// The WebSocket itself closes with CloseHandshake or Refuse (or CloseNow
+// on the *websocket.Conn). Without Close the pump outlives the socket.
 func (c *Conn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil
@@ -230,10 +235,28 @@ func (c *Conn) Closed() <-chan struct{} { return c.closed }
 // CloseHandshake waits for Close, then closes the WebSocket normally.
 // The pump is still reading, so the peer's close frame is seen; the
 // library bounds the handshake (5 s per step) and then drops the socket.
+// It returns once the pump has ended, so that a server waiting for its
+// handlers waits for their pumps too.
 func (c *Conn) CloseHandshake() {
 	<-c.closed
-	_ = c.ws.Close(websocket.StatusNormalClosure, "")
+	c.closeWebSocket(websocket.StatusNormalClosure, "")
+}
+
+// Refuse ends a connection no stream will use (the server is shutting
+// down): Close, then the close handshake with code and reason. Like
+// CloseHandshake it returns once the pump has ended.
+func (c *Conn) Refuse(code websocket.StatusCode, reason string) {
+	_ = c.Close()
+	c.closeWebSocket(code, reason)
+}
+
+// closeWebSocket closes the WebSocket, then stops the pump's read and
+// waits for the pump: c.closed is closed, so it cannot stay blocked
+// handing over a message.
+func (c *Conn) closeWebSocket(code websocket.StatusCode, reason string) {
+	_ = c.ws.Close(code, reason)
 	c.cancel()
+	<-c.pumpDone
 }
 
 // LocalAddr is the local end's address.
