@@ -147,10 +147,13 @@ func (r *relay) spawn(f func()) {
 }
 
 func (r *relay) goroutineDone() {
+	// Under mu, so that attach, which checks finished and adds itself to
+	// live under mu, either sees the relay finished or keeps it alive.
+	r.mu.Lock()
 	if r.live.Add(-1) != 0 {
+		r.mu.Unlock()
 		return
 	}
-	r.mu.Lock()
 	r.finished = true
 	r.mu.Unlock()
 	r.s.finish()
@@ -245,10 +248,17 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	r.client.dead.Store(false)
 	r.mu.Lock()
 	over := r.ending || r.finished
+	if !over {
+		// The relay cannot finish while the new connection is swapped
+		// in: a finish in between would close the old connection only,
+		// and the new one would never be closed.
+		r.live.Add(1)
+	}
 	r.mu.Unlock()
 	if over {
 		return false
 	}
+	defer r.goroutineDone()
 	// Anything still queued for the old connection is in unacked and
 	// comes again in the greeting; nothing new is queued while detached.
 	r.client.out.drain()
