@@ -18,8 +18,17 @@ type registry struct {
 
 // account is one account's online 2.0 sessions and its delivery state.
 type account struct {
-	mu  sync.Mutex // guards sim and sessions; never held while delivering
-	sim *carbonsim.Account
+	// deliverMu orders deliveries: it is held from a message's observe
+	// until every copy of it is queued, the arriving leg's own included.
+	// Without it, two legs that read consecutive messages could queue them
+	// for a third session in the wrong order (the first observed, the
+	// second observed and queued, then the first queued), and a device cut
+	// off in between would resume with <sync after/> past a message it
+	// never got. Queueing never waits on a client, so it is held briefly.
+	// Taken before mu, and before any session's catch-up lock.
+	deliverMu sync.Mutex
+	mu        sync.Mutex // guards sim and sessions; never held while delivering
+	sim       *carbonsim.Account
 	// sessions maps each session's carbonsim name (its relay's name, not
 	// its JID: a device that logs in again has two sessions of one JID
 	// for a moment) to its relay.

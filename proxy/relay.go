@@ -479,6 +479,8 @@ func (r *relay) classicUpstream(raw []byte) {
 	if !attrEqualFold(raw, "to", bare) {
 		return
 	}
+	acc.deliverMu.Lock() // see account.deliverMu
+	defer acc.deliverMu.Unlock()
 	ds, _ := acc.observe(jid, raw)
 	for _, d := range ds {
 		d.to.deliver(entering(d.stanza))

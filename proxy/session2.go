@@ -282,17 +282,32 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	if v.catchup != nil && v.catchUpTakes(r, name, raw, upSeq) {
 		return nil
 	}
-	out := raw
 	if string(name) == "message" {
-		out = v.route(r, raw)
-		if out == nil { // delivered elsewhere only, held, or dropped
+		if !v.routeInOrder(r, raw, upSeq) { // delivered elsewhere only, held, or dropped
 			v.upstreamHandled(upSeq)
-			return nil
 		}
+		return nil
+	}
+	defer v.inOrder()()
+	v.toClientFromUpstream(r, raw, upSeq)
+	return nil
+}
+
+// routeInOrder routes a message from this session's upstream leg and
+// queues this session's copy, all under the account's delivery lock (see
+// account.deliverMu). It reports whether this session's client got a copy.
+func (v *session2) routeInOrder(r *relay, raw []byte, upSeq uint32) bool {
+	if acc := v.acc; acc != nil {
+		acc.deliverMu.Lock()
+		defer acc.deliverMu.Unlock()
+	}
+	out := v.route(r, raw)
+	if out == nil {
+		return false
 	}
 	defer v.inOrder()()
 	v.toClientFromUpstream(r, out, upSeq)
-	return nil
+	return true
 }
 
 func bareJID(jid string) string {
