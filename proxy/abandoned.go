@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"strings"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // abandonedQueries names the setup queries a 2.0 session gave up on
@@ -29,7 +31,7 @@ func (a *abandonedQueries) late(name, raw []byte) bool {
 	}
 	switch string(name) {
 	case "message":
-		if !bytes.Contains(raw, []byte(nsMAM)) {
+		if !bytes.Contains(raw, []byte(ns.MAM)) {
 			return false
 		}
 		res, ok := parseMAMResult(raw)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
@@ -175,7 +176,7 @@ func TestTheSelfPresenceIsStatus110InMUCUser(t *testing.T) {
 }
 
 func TestACopiedChildIsOneWholeElement(t *testing.T) {
-	const generic = "<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>"
+	const generic = "<error type='cancel'><undefined-condition xmlns='" + ns.Stanzas + "'/></error>"
 	tests := []struct {
 		name, raw, want string
 	}{
@@ -199,7 +200,7 @@ func TestACopiedChildIsOneWholeElement(t *testing.T) {
 		})
 	}
 	meta := `<iq type='result' id='x'><metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata><other/></iq>`
-	if got := childElement([]byte(meta), nsMAM, "metadata"); string(got) != `<metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata>` {
+	if got := childElement([]byte(meta), ns.MAM, "metadata"); string(got) != `<metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata>` {
 		t.Fatalf("metadata child = %s", got)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
@@ -99,17 +101,17 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		uaID = a.UserAgent.ID
 	}
 	resource := deriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
-	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + nsBind + "'><resource>")
+	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + ns.Bind + "'><resource>")
 	req = appendEscaped(req, resource)
-	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+nsCarbons+"'/></iq>"...)
+	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+ns.Carbons+"'/></iq>"...)
 	if feats.SM != nil {
 		// Enabled before any presence, so every later stanza upstream is
 		// covered by the proxy's own stream management on this leg.
-		req = append(req, "<enable xmlns='"+nsSM+"' resume='true'/>"...)
+		req = append(req, "<enable xmlns='"+ns.SM+"' resume='true'/>"...)
 	}
 	enableEnd := len(req)
 	if bind.Inactive != nil && feats.CSI != nil {
-		req = append(req, "<inactive xmlns='"+nsCSI+"'/>"...)
+		req = append(req, "<inactive xmlns='"+ns.CSI+"'/>"...)
 	}
 	if bind.Presence != nil {
 		req = append(req, clampPriority(appendPresence(nil, bind.Presence))...)
@@ -186,7 +188,7 @@ func boundJID(raw []byte) (string, error) {
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
 func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
-	b = append(b, "<success xmlns='"+nsSASL2+"'>"...)
+	b = append(b, "<success xmlns='"+ns.SASL2+"'>"...)
 	b = appendAdditional(b, additionalData)
 	b = append(b, "<authorization-identifier>"...)
 	b = appendEscaped(b, bs.jid)
@@ -194,12 +196,12 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 	if resumeFailed {
 		// Before <bound/>: xmpp.js handles <success/>'s children in
 		// order and would otherwise drop the new session's SM state.
-		b = append(b, "<failed xmlns='"+nsSM+"'><item-not-found xmlns='"+nsStanzas+"'/></failed>"...)
+		b = append(b, "<failed xmlns='"+ns.SM+"'><item-not-found xmlns='"+ns.Stanzas+"'/></failed>"...)
 	}
-	b = append(b, "<bound xmlns='"+nsBind2+"'>"...)
+	b = append(b, "<bound xmlns='"+ns.Bind2+"'>"...)
 	b = append(b, smEnabled...) // the client's <enabled/>, if it asked
 	if bs.carbons {
-		b = append(b, "<enabled xmlns='"+nsCarbons+"'/>"...)
+		b = append(b, "<enabled xmlns='"+ns.Carbons+"'/>"...)
 	}
 	b = st.appendBound(b)
 	return append(b, "</bound></success>"...)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // catchup streams a 2.0 session's catch-up (contract section 4) once the
@@ -279,7 +281,7 @@ func (c *catchup) giveUp(sink catchupSink) {
 func (c *catchup) finish(sink catchupSink) {
 	c.finished = true
 	c.stopTimer()
-	b := []byte("<synced xmlns='" + nsXMPP2 + "' last='")
+	b := []byte("<synced xmlns='" + ns.XMPP2 + "' last='")
 	count, last, complete := 0, "", true
 	if a := c.account; a != nil {
 		count, last = a.delivered, a.lastID

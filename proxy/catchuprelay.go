@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
@@ -113,7 +114,7 @@ func (v *session2) catchUpTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 	c := v.catchup
 	switch string(name) {
 	case "message":
-		if !bytes.Contains(raw, []byte(nsMAM)) {
+		if !bytes.Contains(raw, []byte(ns.MAM)) {
 			return false
 		}
 		res, ok := parseMAMResult(raw)

@@ -1,15 +1,19 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+)
 
 func TestElementName(t *testing.T) {
 	tests := []struct {
 		raw, name, xmlns string
 	}{
 		{"<message to='a'><body/></message>", "message", ""},
-		{"<r xmlns='urn:xmpp:sm:3'/>", "r", nsSM},
-		{`<a xmlns="urn:xmpp:sm:3" h="4"/>`, "a", nsSM},
-		{"<enable resume='true' xmlns='urn:xmpp:sm:3'/>", "enable", nsSM},
+		{"<r xmlns='urn:xmpp:sm:3'/>", "r", ns.SM},
+		{`<a xmlns="urn:xmpp:sm:3" h="4"/>`, "a", ns.SM},
+		{"<enable resume='true' xmlns='urn:xmpp:sm:3'/>", "enable", ns.SM},
 		{"<iq type='get' data-xmlns='x' id='1'/>", "iq", ""},
 		{"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>", "stream:error", ""},
 		// An xmlns inside another attribute's value, or a prefix
@@ -17,8 +21,8 @@ func TestElementName(t *testing.T) {
 		{`<a data="x xmlns='urn:xmpp:sm:3'" h='1'/>`, "a", ""},
 		{"<a xmlns:sm='urn:xmpp:sm:3' h='1'/>", "a", ""},
 		// A '>' inside a value does not end the tag; references resolve.
-		{"<a id='x>y' xmlns='urn:xmpp:sm:3'/>", "a", nsSM},
-		{"<a xmlns='urn:xmpp:sm&#58;3' h='1'/>", "a", nsSM},
+		{"<a id='x>y' xmlns='urn:xmpp:sm:3'/>", "a", ns.SM},
+		{"<a xmlns='urn:xmpp:sm&#58;3' h='1'/>", "a", ns.SM},
 	}
 	for _, tc := range tests {
 		name, xmlns := elementName([]byte(tc.raw))

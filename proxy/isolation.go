@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+)
 
 // A 2.0 client leg is fed by its own upstream leg and by every sibling
 // session of the account (carbonsim's deliveries) and by classic sessions
@@ -92,7 +96,7 @@ func (r *relay) askSilentClient(src *relayLeg, err error) bool {
 	}
 	src.asked = true
 	r.s.log.Debug("2.0 client silent; asking it for an ack")
-	r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
+	r.send(&r.client, []byte("<r xmlns='"+ns.SM+"'/>"))
 	grace := min(askGrace, src.idle)
 	_ = src.conn.SetReadDeadline(time.Now().Add(grace))
 	src.idleSet = time.Now()

@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+)
 
 // clientError declares jabber:client on a stanza <error/> taken out of
 // its stanza for a Bind2 <join-failed/> (contract section 4). The
@@ -21,7 +25,7 @@ func clientError(el []byte) []byte {
 	if err != nil || attr(start, "xmlns") != "" {
 		return el
 	}
-	out := make([]byte, 0, len(el)+len(" xmlns=''")+len(nsClient))
-	out = append(out, open+" xmlns='"+nsClient+"'"...)
+	out := make([]byte, 0, len(el)+len(" xmlns=''")+len(ns.Client))
+	out = append(out, open+" xmlns='"+ns.Client+"'"...)
 	return append(out, el[len(open):]...)
 }

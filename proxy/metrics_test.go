@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // metricsEnv is one proxy in front of the fake upstream, with a client
@@ -61,12 +62,12 @@ func metricValue(t *testing.T, srv *Server, name string, labels ...string) float
 }
 
 const (
-	bind2Plain  = "<bind xmlns='" + nsBind2 + "'><tag>m</tag></bind>"
-	bind2WithSM = "<bind xmlns='" + nsBind2 + "'><tag>m</tag><enable xmlns='" + nsSM + "' resume='true'/></bind>"
-	bind2Sync   = "<bind xmlns='" + nsBind2 + "'><tag>m</tag><sync xmlns='" + nsXMPP2 + "' within='120'/></bind>"
+	bind2Plain  = "<bind xmlns='" + ns.Bind2 + "'><tag>m</tag></bind>"
+	bind2WithSM = "<bind xmlns='" + ns.Bind2 + "'><tag>m</tag><enable xmlns='" + ns.SM + "' resume='true'/></bind>"
+	bind2Sync   = "<bind xmlns='" + ns.Bind2 + "'><tag>m</tag><sync xmlns='" + ns.XMPP2 + "' within='120'/></bind>"
 )
 
-var smEnabledID = regexp.MustCompile(`<enabled xmlns='` + nsSM + `' id='([^']+)'`)
+var smEnabledID = regexp.MustCompile(`<enabled xmlns='` + ns.SM + `' id='([^']+)'`)
 
 // client returns the row's client, dialling it the first time: a row
 // that measures connections measures before it.
@@ -90,7 +91,7 @@ func (e *metricsEnv) relaying(t *testing.T) {
 // sendAuthenticate2 sends a SASL2 PLAIN <authenticate/> for alice with
 // inline children.
 func (e *metricsEnv) sendAuthenticate2(c *testClient, inline string) {
-	c.send("<authenticate xmlns='" + nsSASL2 + "' mechanism='PLAIN'><initial-response>" +
+	c.send("<authenticate xmlns='" + ns.SASL2 + "' mechanism='PLAIN'><initial-response>" +
 		plainResponse("alice", "secret") + "</initial-response>" + inline + "</authenticate>")
 }
 
@@ -101,7 +102,7 @@ func answerReplay(t *testing.T, up *fakeConn, lastID, extra string) {
 	t.Helper()
 	for u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), "id='"+lastID+"'"); u = skipUntil(t, up, UnitElement) {
 	}
-	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+nsBind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
+	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+ns.Bind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
 		"<iq type='result' id='"+idCarbons+"'/><iq type='result' id='"+idMetadata+"'/>"+extra)
 }
 
@@ -109,7 +110,7 @@ func answerReplay(t *testing.T, up *fakeConn, lastID, extra string) {
 func readSuccess(t *testing.T, c *testClient) []byte {
 	t.Helper()
 	raw := c.nextOf(UnitElement)
-	if !strings.HasPrefix(string(raw), "<success xmlns='"+nsSASL2+"'") {
+	if !strings.HasPrefix(string(raw), "<success xmlns='"+ns.SASL2+"'") {
 		t.Fatalf("client got %q, want SASL2 <success/>", raw)
 	}
 	c.nextOf(UnitElement) // <stream:features/>
@@ -146,7 +147,7 @@ func (e *metricsEnv) resumeWith(t *testing.T, previd string, h int, resumes bool
 	t.Helper()
 	c := dialProxy(t, e.srv)
 	c.openStream()
-	e.sendAuthenticate2(c, fmt.Sprintf("<resume xmlns='%s' previd='%s' h='%d'/>", nsSM, previd, h)+bind2WithSM)
+	e.sendAuthenticate2(c, fmt.Sprintf("<resume xmlns='%s' previd='%s' h='%d'/>", ns.SM, previd, h)+bind2WithSM)
 	up := e.fake.accept(t)
 	if !resumes {
 		answerReplay(t, up, idArchiveMark, "")
@@ -155,7 +156,7 @@ func (e *metricsEnv) resumeWith(t *testing.T, previd string, h int, resumes bool
 }
 
 func syncResult(id string) string {
-	return "<message to='alice@localhost/x2'><result xmlns='" + nsMAM + "' queryid='" + queryIDSync + "' id='" + id + "'>" +
+	return "<message to='alice@localhost/x2'><result xmlns='" + ns.MAM + "' queryid='" + queryIDSync + "' id='" + id + "'>" +
 		"<forwarded xmlns='urn:xmpp:forward:0'><message from='bob@localhost/r' to='alice@localhost' type='chat'><body>" + id + "</body></message></forwarded></result></message>"
 }
 
@@ -219,7 +220,7 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			metric: "xmpp2proxy_authentications_total", labels: []string{"kind", "classic", "outcome", "failure"},
 			prepare: func(t *testing.T, e *metricsEnv) { e.client(t).openStream() },
 			event: func(t *testing.T, e *metricsEnv) {
-				e.client(t).send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + wrongPassword + "</auth>")
+				e.client(t).send("<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" + wrongPassword + "</auth>")
 				e.client(t).expect(UnitElement, saslNotAuthzd)
 			}, want: 1},
 		{name: "a SASL2 login counts as a sasl2 success",
@@ -249,7 +250,7 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 				e.sendAuthenticate2(e.client(t), bind2Sync)
 				up := e.fake.accept(t)
 				answerReplay(t, up, queryIDSync+"-0", syncResult("a1")+syncResult("a2")+
-					"<iq type='result' id='"+queryIDSync+"-0'><fin xmlns='"+nsMAM+"' complete='true'><set xmlns='http://jabber.org/protocol/rsm'><last>a2</last></set></fin></iq>")
+					"<iq type='result' id='"+queryIDSync+"-0'><fin xmlns='"+ns.MAM+"' complete='true'><set xmlns='http://jabber.org/protocol/rsm'><last>a2</last></set></fin></iq>")
 				readSuccess(t, e.client(t))
 				// The catch-up streams after <success/>: it is over at <synced/>.
 				for !strings.HasPrefix(string(e.client(t).nextOf(UnitElement)), "<synced") {
@@ -302,7 +303,7 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 				}
 				// The server's answer for a resource that is not there.
 				e.up.send(t, "<iq type='error' id='"+attrString(probe.Raw, "id")+"' from='bob@localhost/gone' to='alice@localhost/x2'>"+
-					"<error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></iq>")
+					"<error type='cancel'><service-unavailable xmlns='"+ns.Stanzas+"'/></error></iq>")
 				if raw := e.client(t).nextOf(UnitElement); !strings.Contains(string(raw), "<service-unavailable") {
 					t.Fatalf("client got %q, want the bounce", raw)
 				}
@@ -332,8 +333,8 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			metric: "xmpp2proxy_stanzas_total", labels: []string{"direction", "client_to_upstream"},
 			prepare: login,
 			event: func(t *testing.T, e *metricsEnv) {
-				e.client(t).send("<r xmlns='" + nsSM + "'/>")
-				e.up.expect(t, UnitElement, "<r xmlns='"+nsSM+"'/>")
+				e.client(t).send("<r xmlns='" + ns.SM + "'/>")
+				e.up.expect(t, UnitElement, "<r xmlns='"+ns.SM+"'/>")
 			}, want: 0},
 		{name: "an upstream that cannot be reached counts a dial failure",
 			metric: "xmpp2proxy_upstream_dial_failures_total", deadUpstream: true,
@@ -457,7 +458,7 @@ func TestTheExpositionIsTheProxysOwnAndNamesNoOne(t *testing.T) {
 	classic.nextOf(UnitElement)
 	failed := dialProxy(t, srv)
 	failed.openStream()
-	failed.send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + wrongPassword + "</auth>")
+	failed.send("<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" + wrongPassword + "</auth>")
 	failed.expect(UnitElement, saslNotAuthzd)
 	fake.accept(t) // its upstream leg
 	e := &metricsEnv{srv: srv, fake: fake, logs: logs}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"mellium.im/xmpp/jid"
 )
 
@@ -112,7 +113,7 @@ func offlineCondition(raw []byte) bool {
 		return false
 	}
 	for _, c := range iq.Error.Conditions {
-		if c.XMLName.Space != nsStanzas {
+		if c.XMLName.Space != ns.Stanzas {
 			continue
 		}
 		switch c.XMLName.Local {
@@ -195,7 +196,7 @@ func appendDiscoInfo(b []byte, id, to string) []byte {
 	b = appendEscaped(b, id)
 	b = append(b, "' to='"...)
 	b = appendEscaped(b, to)
-	return append(b, "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"...)
+	return append(b, "'><query xmlns='"+ns.DiscoInfo+"'/></iq>"...)
 }
 
 // bounce is the answer to a message for an offline full JID:
@@ -209,7 +210,7 @@ func (v *session2) bounce(raw []byte, to string) []byte {
 		b = append(b, "' id='"...)
 		b = appendEscaped(b, attrString(raw, "id")) // resolved, then escaped for the quote used here
 	}
-	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
+	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+ns.Stanzas+"'/></error></message>"...)
 }
 
 // normJID is a JID as RFC 7622 compares it: localpart and domainpart

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -81,7 +82,7 @@ func (h *messageHints) take(p messageHint) bool {
 // sends: a message with a direct <private/> to a full JID that is one of an
 // account's 2.0 sessions leaves a hint in that account.
 func (r *relay) classicClient(raw []byte) {
-	if !bytes.Contains(raw, []byte(nsCarbons)) || !bytes.HasPrefix(raw, []byte("<message")) {
+	if !bytes.Contains(raw, []byte(ns.Carbons)) || !bytes.HasPrefix(raw, []byte("<message")) {
 		return
 	}
 	p, ok := hintOf(raw, r.s.bound())

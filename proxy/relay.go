@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
@@ -479,7 +480,7 @@ func (r *relay) classicUpstream(raw []byte) {
 // clients' messages to it are not bounced (contract section 5). Only the
 // upstream reader calls it, until the bind result has passed.
 func (r *relay) sniffClassicBind(raw []byte) {
-	if !bytes.HasPrefix(raw, []byte("<iq")) || !bytes.Contains(raw, []byte(nsBind)) {
+	if !bytes.HasPrefix(raw, []byte("<iq")) || !bytes.Contains(raw, []byte(ns.Bind)) {
 		return
 	}
 	if jid, err := boundJID(raw); err == nil {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"strings"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // A 2.0 client's message to another 2.0 session's full JID, which the 1.0
@@ -36,7 +38,7 @@ func (r *relay) noteFullJIDSend(from string, raw []byte) {
 // proxy sent to another full JID than self. The hint stays while copies may
 // still land on other sessions; the addressed session uses it up.
 func (acc *account) misdelivered(raw []byte, self string) bool {
-	if acc.sent.n.Load() == 0 || !bytes.Contains(raw, []byte(nsXMPP2)) {
+	if acc.sent.n.Load() == 0 || !bytes.Contains(raw, []byte(ns.XMPP2)) {
 		return false
 	}
 	p, ok := acc.sent.find(strings.ToLower(attrString(raw, "from")), attrString(raw, "id"))

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 var sessionIDs atomic.Uint64
@@ -304,22 +306,22 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 			return false, streamErr(CondNotWellFormed, err.Error())
 		}
 		switch {
-		case start.Name.Space == nsTLS && start.Name.Local == "starttls":
+		case start.Name.Space == ns.TLS && start.Name.Local == "starttls":
 			if s.secure || s.srv.tls == nil || s.ws {
-				_ = s.writeClient([]byte("<failure xmlns='" + nsTLS + "'/>" + streamEnd))
+				_ = s.writeClient([]byte("<failure xmlns='" + ns.TLS + "'/>" + streamEnd))
 				return false, errClientClosed
 			}
-			if err := s.writeClient([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+			if err := s.writeClient([]byte("<proceed xmlns='" + ns.TLS + "'/>")); err != nil {
 				return false, err
 			}
 			return true, s.upgradeClientTLS()
-		case start.Name.Space == nsSASL && start.Name.Local == "auth":
+		case start.Name.Space == ns.SASL && start.Name.Local == "auth":
 			s.kind = kindClassic
 			ok, err := s.authenticate(u.Raw, attr(start, "mechanism"), deadline)
 			if err != nil || ok {
 				return false, err
 			}
-		case start.Name.Space == nsSASL2 && start.Name.Local == "authenticate":
+		case start.Name.Space == ns.SASL2 && start.Name.Local == "authenticate":
 			if s.configVersion != "" && configVersionMismatch(u.Raw, s.configVersion) {
 				// Refused before anything goes upstream (XEP-0509).
 				if err := s.writeClient(configVersionFailure()); err != nil {
@@ -418,7 +420,7 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 	s.configVersion = ""
 	b := []byte("<stream:features>")
 	if !s.secure && s.srv.tls != nil && !s.ws {
-		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
+		b = append(b, "<starttls xmlns='"+ns.TLS+"'>"...)
 		if !s.srv.cfg.AllowPlaintext {
 			b = append(b, "<required/>"...)
 		}
@@ -429,7 +431,7 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
+		b = append(b, "<mechanisms xmlns='"+ns.SASL+"'>"...)
 		for _, m := range up.mechanisms {
 			b = append(b, "<mechanism>"...)
 			b = appendEscaped(b, m)
@@ -505,11 +507,11 @@ func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadli
 			return nil, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
 		}
 		start, _ := startOf(u.Raw)
-		if start.Name.Space == nsStream && start.Name.Local == "error" {
+		if start.Name.Space == ns.Stream && start.Name.Local == "error" {
 			_ = s.writeClient(append(bytes.Clone(u.Raw), streamEnd...))
 			return nil, errUpstreamError
 		}
-		if start.Name.Space != nsSASL {
+		if start.Name.Space != ns.SASL {
 			return nil, fmt.Errorf("%w: unexpected %s during SASL", ErrUpstream, start.Name.Local)
 		}
 		switch start.Name.Local {
@@ -550,7 +552,7 @@ func (s *session) relaySASLResponse(up *upstreamLeg) error {
 		return err
 	}
 	start, _ := startOf(u.Raw)
-	if start.Name.Space != nsSASL || (start.Name.Local != "response" && start.Name.Local != "abort") {
+	if start.Name.Space != ns.SASL || (start.Name.Local != "response" && start.Name.Local != "abort") {
 		return streamErr(CondNotAuthorized, "expected a SASL response")
 	}
 	if err := writeAll(up.conn, u.Raw); err != nil {
@@ -561,7 +563,7 @@ func (s *session) relaySASLResponse(up *upstreamLeg) error {
 
 // saslFailure1 renders an RFC 6120 <failure/>.
 func saslFailure1(condition, text string) []byte {
-	b := []byte("<failure xmlns='" + nsSASL + "'><" + condition + "/>")
+	b := []byte("<failure xmlns='" + ns.SASL + "'><" + condition + "/>")
 	if text != "" {
 		b = append(b, "<text xml:lang='en'>"...)
 		b = appendEscaped(b, text)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
@@ -106,7 +107,7 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	}
 	success := func(v *session2, resumed []byte) []byte {
 		s.srv.metrics.resumed(outcomeOK) // it is: the greeting is written next
-		b := []byte("<success xmlns='" + nsSASL2 + "'>")
+		b := []byte("<success xmlns='" + ns.SASL2 + "'>")
 		b = appendAdditional(b, additional)
 		b = append(b, "<authorization-identifier>"...)
 		b = appendEscaped(b, v.jid)
@@ -138,10 +139,10 @@ func (s *session) relaySASL2Response() error {
 	start, _ := startOf(u.Raw)
 	var out []byte
 	switch {
-	case start.Name.Space == nsSASL2 && start.Name.Local == "response":
+	case start.Name.Space == ns.SASL2 && start.Name.Local == "response":
 		out = sasl1Response(u.Raw)
-	case start.Name.Space == nsSASL2 && start.Name.Local == "abort":
-		out = []byte("<abort xmlns='" + nsSASL + "'/>")
+	case start.Name.Space == ns.SASL2 && start.Name.Local == "abort":
+		out = []byte("<abort xmlns='" + ns.SASL + "'/>")
 	default:
 		return streamErr(CondNotAuthorized, "expected a SASL2 response")
 	}
@@ -207,7 +208,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 // whether the unit goes upstream.
 func (v *session2) fromClient(r *relay, raw []byte) []byte {
 	name, xmlns := elementName(raw)
-	if string(xmlns) == nsSM {
+	if string(xmlns) == ns.SM {
 		v.clientSM(r, string(name), raw)
 		return nil
 	}
@@ -265,7 +266,7 @@ func (v *session2) sendOwnUpstream(r *relay, b []byte) bool {
 // other units to forward.
 func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	name, xmlns := elementName(raw)
-	if string(xmlns) == nsSM {
+	if string(xmlns) == ns.SM {
 		v.upstreamSM(r, string(name), raw)
 		return nil
 	}

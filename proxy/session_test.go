@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // waitFor bounds every wait for an expected event. It is generous on
@@ -29,11 +31,11 @@ import (
 const waitFor = 10 * time.Second
 
 const (
-	saslSuccess      = "<success xmlns='" + nsSASL + "'/>"
-	saslNotAuthzd    = "<failure xmlns='" + nsSASL + "'><not-authorized/></failure>"
-	fakeBindFeatures = "<stream:features><bind xmlns='" + nsBind + "'/></stream:features>"
+	saslSuccess      = "<success xmlns='" + ns.SASL + "'/>"
+	saslNotAuthzd    = "<failure xmlns='" + ns.SASL + "'><not-authorized/></failure>"
+	fakeBindFeatures = "<stream:features><bind xmlns='" + ns.Bind + "'/></stream:features>"
 	fakeBoundID      = "fake-bound-stream"
-	bindRequest      = "<iq type='set' id='bind1'><bind xmlns='" + nsBind + "'><resource>test</resource></bind></iq>"
+	bindRequest      = "<iq type='set' id='bind1'><bind xmlns='" + ns.Bind + "'><resource>test</resource></bind></iq>"
 )
 
 // wrongPassword is a credential the fake upstream refuses: it refuses
@@ -41,16 +43,16 @@ const (
 var wrongPassword = base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong"))
 
 func authPlain(user, pass string) string {
-	return "<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" +
+	return "<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" +
 		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>"
 }
 
 func bindResult(jid string) string {
-	return "<iq type='result' id='bind1'><bind xmlns='" + nsBind + "'><jid>" + jid + "</jid></bind></iq>"
+	return "<iq type='result' id='bind1'><bind xmlns='" + ns.Bind + "'><jid>" + jid + "</jid></bind></iq>"
 }
 
 func fakeHeader(id string) string {
-	return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream +
+	return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + ns.Stream +
 		"' version='1.0' from='localhost' id='" + id + "'>"
 }
 
@@ -208,7 +210,7 @@ func (c *fakeConn) negotiate(mechs []string) error {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString(fakeHeader("fake-preauth-stream") + "<stream:features><mechanisms xmlns='" + nsSASL + "'>")
+	b.WriteString(fakeHeader("fake-preauth-stream") + "<stream:features><mechanisms xmlns='" + ns.SASL + "'>")
 	for _, m := range mechs {
 		b.WriteString("<mechanism>" + m + "</mechanism>")
 	}
@@ -511,8 +513,8 @@ func (c *testClient) expect(kind UnitKind, raw string) {
 func (c *testClient) expectStreamError(condition string) {
 	c.t.Helper()
 	raw := c.nextOf(UnitElement)
-	name, conds := parseConditions(c.t, raw, nsStreamErrors)
-	if name != (xml.Name{Space: nsStream, Local: "error"}) || !slices.Equal(conds, []string{condition}) {
+	name, conds := parseConditions(c.t, raw, ns.Streams)
+	if name != (xml.Name{Space: ns.Stream, Local: "error"}) || !slices.Equal(conds, []string{condition}) {
 		c.t.Fatalf("client read %q, want a stream error <%s/>", raw, condition)
 	}
 }
@@ -579,7 +581,7 @@ type streamFeatures struct {
 // the namespace declarations of the stream header in scope.
 func decodeFragment(t *testing.T, raw []byte, v any) xml.Name {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader("<w xmlns='jabber:client' xmlns:stream='" + nsStream + "'>" + string(raw) + "</w>"))
+	d := xml.NewDecoder(strings.NewReader("<w xmlns='jabber:client' xmlns:stream='" + ns.Stream + "'>" + string(raw) + "</w>"))
 	for depth := 0; ; {
 		tok, err := d.Token()
 		if err != nil {
@@ -599,7 +601,7 @@ func decodeFragment(t *testing.T, raw []byte, v any) xml.Name {
 func parseFeatures(t *testing.T, raw []byte) streamFeatures {
 	t.Helper()
 	var f streamFeatures
-	if name := decodeFragment(t, raw, &f); name != (xml.Name{Space: nsStream, Local: "features"}) {
+	if name := decodeFragment(t, raw, &f); name != (xml.Name{Space: ns.Stream, Local: "features"}) {
 		t.Fatalf("got %q, want <stream:features/>", raw)
 	}
 	return f
@@ -760,13 +762,13 @@ func TestStartTLSRequiredRefusesAuthBeforeTLS(t *testing.T) {
 
 	c.send(authPlain("alice", "secret"))
 	raw := c.nextOf(UnitElement)
-	if name, conds := parseConditions(t, raw, nsSASL); name != (xml.Name{Space: nsSASL, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
+	if name, conds := parseConditions(t, raw, ns.SASL); name != (xml.Name{Space: ns.SASL, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
 		t.Fatalf("auth before STARTTLS got %q, want a SASL <failure><encryption-required/></failure>", raw)
 	}
 
 	// The stream survives the refusal: STARTTLS, then log in.
-	c.send("<starttls xmlns='" + nsTLS + "'/>")
-	c.expect(UnitElement, "<proceed xmlns='"+nsTLS+"'/>")
+	c.send("<starttls xmlns='" + ns.TLS + "'/>")
+	c.expect(UnitElement, "<proceed xmlns='"+ns.TLS+"'/>")
 	tc := tls.Client(c.conn, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
 	_ = tc.SetDeadline(time.Now().Add(waitFor))
 	if err := tc.Handshake(); err != nil {
@@ -990,12 +992,12 @@ func TestUpstreamStreamErrorReachesClientUnchanged(t *testing.T) {
 	}{
 		{
 			name:        "conflict",
-			streamError: "<stream:error><conflict xmlns='" + nsStreamErrors + "'/></stream:error>",
+			streamError: "<stream:error><conflict xmlns='" + ns.Streams + "'/></stream:error>",
 		},
 		{
 			name: "see-other-host with text",
-			streamError: "<stream:error><see-other-host xmlns='" + nsStreamErrors + "'>[2001:db8::1]:5222</see-other-host>" +
-				"<text xmlns='" + nsStreamErrors + "' xml:lang='en'>moved &amp; gone</text></stream:error>",
+			streamError: "<stream:error><see-other-host xmlns='" + ns.Streams + "'>[2001:db8::1]:5222</see-other-host>" +
+				"<text xmlns='" + ns.Streams + "' xml:lang='en'>moved &amp; gone</text></stream:error>",
 		},
 	}
 	for _, tt := range tests {

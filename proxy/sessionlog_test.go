@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // logBuffer keeps what a server logged, for tests to search.
@@ -140,7 +142,7 @@ func dialCounted(t *testing.T, srv *Server) (*testClient, *countingConn) {
 }
 
 func authenticate2(mechanism, initialResponse string) string {
-	return "<authenticate xmlns='" + nsSASL2 + "' mechanism='" + mechanism + "'><initial-response>" +
+	return "<authenticate xmlns='" + ns.SASL2 + "' mechanism='" + mechanism + "'><initial-response>" +
 		initialResponse + "</initial-response></authenticate>"
 }
 
@@ -159,9 +161,9 @@ func bringOnline2(t *testing.T, c *testClient, up *fakeConn) {
 			t.Fatalf("upstream got %q, want the Bind2 replay's %s", u.Raw, id)
 		}
 	}
-	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+nsBind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
+	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+ns.Bind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
 		"<iq type='result' id='"+idCarbons+"'/><iq type='result' id='"+idMetadata+"'/>")
-	if raw := c.nextOf(UnitElement); !bytes.HasPrefix(raw, []byte("<success xmlns='"+nsSASL2+"'")) {
+	if raw := c.nextOf(UnitElement); !bytes.HasPrefix(raw, []byte("<success xmlns='"+ns.SASL2+"'")) {
 		t.Fatalf("client got %q, want SASL2 <success/>", raw)
 	}
 	c.nextOf(UnitElement) // <stream:features/>
@@ -281,7 +283,7 @@ func TestEveryAuthenticationIsLoggedAtInfo(t *testing.T) {
 		{"a 2.0 failure", nil, authenticate2("PLAIN", wrongPassword),
 			"authentication failed", kind2, "PLAIN", "alice@localhost", "not-authorized"},
 		{"a SCRAM username is the account", []string{"SCRAM-SHA-1"},
-			"<auth xmlns='" + nsSASL + "' mechanism='SCRAM-SHA-1'>" + scram + "</auth>",
+			"<auth xmlns='" + ns.SASL + "' mechanism='SCRAM-SHA-1'>" + scram + "</auth>",
 			"authenticated", kindClassic, "SCRAM-SHA-1", "alice@localhost", ""},
 	}
 	for _, tc := range tests {
@@ -459,7 +461,7 @@ func TestSASLAccount(t *testing.T) {
 	t.Parallel()
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	auth := func(mech, ir string) []byte {
-		return []byte("<auth xmlns='" + nsSASL + "' mechanism='" + mech + "'>" + ir + "</auth>")
+		return []byte("<auth xmlns='" + ns.SASL + "' mechanism='" + mech + "'>" + ir + "</auth>")
 	}
 	tests := []struct {
 		name string

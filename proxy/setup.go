@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
@@ -214,7 +215,7 @@ func (st *setupState) giveUp() {
 	for _, j := range st.joins {
 		if !j.done {
 			j.done = true
-			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + nsStanzas + "'/></error>")
+			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + ns.Stanzas + "'/></error>")
 		}
 	}
 	st.out.abandoned = ab
@@ -226,7 +227,7 @@ func (st *setupState) dispatch(raw []byte) error {
 		st.out.upIn++
 	}
 	switch {
-	case string(xmlns) == nsSM:
+	case string(xmlns) == ns.SM:
 		return st.onSM(string(name), raw)
 	case string(name) == "stream:error":
 		return fmt.Errorf("%w: stream error during bind: %s", ErrUpstream, raw)
@@ -306,7 +307,7 @@ func (st *setupState) onIQ(raw []byte) {
 func (st *setupState) onMetadata(raw []byte, typ string) {
 	if typ == "result" {
 		st.meta.edges = archiveEdges{}
-		if m := childElement(raw, nsMAM, "metadata"); m != nil {
+		if m := childElement(raw, ns.MAM, "metadata"); m != nil {
 			st.meta.edges = parseMetadata(m)
 		}
 		st.meta.done = true
@@ -393,10 +394,10 @@ func isSelfPresence(raw []byte) bool {
 
 // errorChild returns the <error/> element of a stanza, or a generic one.
 func errorChild(raw []byte) []byte {
-	if e := childElement(raw, nsClient, "error"); e != nil {
+	if e := childElement(raw, ns.Client, "error"); e != nil {
 		return bytes.Clone(e)
 	}
-	return []byte("<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>")
+	return []byte("<error type='cancel'><undefined-condition xmlns='" + ns.Stanzas + "'/></error>")
 }
 
 // appendBound adds the <bound/> children that depend on the setup answers:
@@ -404,23 +405,23 @@ func errorChild(raw []byte) []byte {
 func (st *setupState) appendBound(b []byte) []byte {
 	switch e := st.meta.edges; {
 	case e.startID != "" || e.endID != "":
-		b = append(b, "<metadata xmlns='"+nsMAM+"'>"...)
+		b = append(b, "<metadata xmlns='"+ns.MAM+"'>"...)
 		b = appendMetaItem(b, "start", e.startID, e.startTS)
 		b = appendMetaItem(b, "end", e.endID, e.endTS)
 		b = append(b, "</metadata>"...)
 	case st.meta.done:
-		b = append(b, "<metadata xmlns='"+nsMAM+"'/>"...)
+		b = append(b, "<metadata xmlns='"+ns.MAM+"'/>"...)
 	}
 	for _, j := range st.joins {
 		if j.errXML != nil {
-			b = append(b, "<join-failed xmlns='"+nsXMPP2+"' room='"...)
+			b = append(b, "<join-failed xmlns='"+ns.XMPP2+"' room='"...)
 			b = appendEscaped(b, j.req.Room)
 			b = append(b, "'>"...)
 			b = append(b, clientError(j.errXML)...)
 			b = append(b, "</join-failed>"...)
 			continue
 		}
-		b = append(b, "<joined xmlns='"+nsXMPP2+"' room='"...)
+		b = append(b, "<joined xmlns='"+ns.XMPP2+"' room='"...)
 		b = appendEscaped(b, j.req.Room)
 		b = append(b, "' nick='"...)
 		b = appendEscaped(b, j.nick)
@@ -463,7 +464,7 @@ func (st *setupState) askMetadata() {
 	st.followUp = append(st.followUp, metadataQuery...)
 }
 
-var metadataQuery = []byte("<iq type='get' id='" + idMetadata + "'><metadata xmlns='" + nsMAM + "'/></iq>")
+var metadataQuery = []byte("<iq type='get' id='" + idMetadata + "'><metadata xmlns='" + ns.MAM + "'/></iq>")
 
 // endFromSync decides the archive's end from the first page of the
 // account catch-up, when the start came from the cache (see edgeCache

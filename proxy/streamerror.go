@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // StreamError is an unrecoverable error on one leg of a session (RFC 6120
@@ -39,8 +41,6 @@ const (
 	CondUnsupportedVersion     = "unsupported-version"
 )
 
-const nsStreamErrors = "urn:ietf:params:xml:ns:xmpp-streams"
-
 // Error implements error.
 func (e *StreamError) Error() string {
 	if e.Text == "" {
@@ -61,9 +61,9 @@ func (e *StreamError) Is(target error) bool {
 func (e *StreamError) AppendXML(b []byte) []byte {
 	b = append(b, "<stream:error><"...)
 	b = append(b, e.Condition...)
-	b = append(b, " xmlns='"+nsStreamErrors+"'/>"...)
+	b = append(b, " xmlns='"+ns.Streams+"'/>"...)
 	if e.Text != "" {
-		b = append(b, "<text xmlns='"+nsStreamErrors+"' xml:lang='en'>"...)
+		b = append(b, "<text xmlns='"+ns.Streams+"' xml:lang='en'>"...)
 		b = appendEscaped(b, e.Text)
 		b = append(b, "</text>"...)
 	}

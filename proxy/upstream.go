@@ -10,6 +10,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // upstreamFeatures is what the proxy needs from the upstream's pre-auth
@@ -111,14 +113,14 @@ func (s *Server) negotiateUpstream(ctx context.Context, conn net.Conn, domain, l
 }
 
 func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, lang string) (upstreamFeatures, error) {
-	if err := writeAll(up.conn, []byte("<starttls xmlns='"+nsTLS+"'/>")); err != nil {
+	if err := writeAll(up.conn, []byte("<starttls xmlns='"+ns.TLS+"'/>")); err != nil {
 		return upstreamFeatures{}, err
 	}
 	u, err := up.fr.Next()
 	if err != nil {
 		return upstreamFeatures{}, err
 	}
-	if start, _ := startOf(u.Raw); start.Name.Local != "proceed" || start.Name.Space != nsTLS {
+	if start, _ := startOf(u.Raw); start.Name.Local != "proceed" || start.Name.Space != ns.TLS {
 		return upstreamFeatures{}, fmt.Errorf("starttls refused: %s", u.Raw)
 	}
 	if up.fr.Buffered() > 0 {
@@ -169,8 +171,8 @@ func (up *upstreamLeg) readHeaderAndFeatures() (features []byte, id string, err 
 		return nil, "", err
 	}
 	start, _ := startOf(u.Raw)
-	if u.Kind != UnitElement || start.Name.Local != "features" || start.Name.Space != nsStream {
-		if start.Name.Local == "error" && start.Name.Space == nsStream {
+	if u.Kind != UnitElement || start.Name.Local != "features" || start.Name.Space != ns.Stream {
+		if start.Name.Local == "error" && start.Name.Space == ns.Stream {
 			return nil, "", fmt.Errorf("upstream stream error: %s", bytes.TrimSpace(u.Raw))
 		}
 		return nil, "", fmt.Errorf("expected stream features, got %.200s", u.Raw)

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // wsTestClient drives the proxy's WebSocket listener message by message.
@@ -103,12 +104,12 @@ func (c *wsTestClient) login() {
 	if strings.Contains(f, "starttls") {
 		c.t.Fatalf("STARTTLS offered over WebSocket: %s", f)
 	}
-	c.send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw")) + "</auth>")
-	c.expectPrefix("<success xmlns='" + nsSASL + "'")
+	c.send("<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw")) + "</auth>")
+	c.expectPrefix("<success xmlns='" + ns.SASL + "'")
 	c.send(wsOpen)
 	c.expectPrefix("<open ")
 	c.expectPrefix("<stream:features xmlns:stream=")
-	c.send("<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='" + nsBind + "'><resource>test</resource></bind></iq>")
+	c.send("<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='" + ns.Bind + "'><resource>test</resource></bind></iq>")
 	c.expectPrefix("<iq xmlns='jabber:client' type='result' id='bind1'>")
 }
 
@@ -319,8 +320,8 @@ func TestWebSocketStartTLSIsRefused(t *testing.T) {
 	c.send(wsOpen)
 	c.expectPrefix("<open ")
 	c.expectPrefix("<stream:features")
-	c.send("<starttls xmlns='" + nsTLS + "'/>")
-	if m := c.next(); m != "<failure xmlns='"+nsTLS+"'/>" {
+	c.send("<starttls xmlns='" + ns.TLS + "'/>")
+	if m := c.next(); m != "<failure xmlns='"+ns.TLS+"'/>" {
 		t.Fatalf("client read %q, want the STARTTLS failure", m)
 	}
 	if m := c.next(); m != wsCloseMsg {

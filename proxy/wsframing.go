@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"math"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // RFC 7395 framing: over WebSocket an XMPP stream has no enclosing
@@ -15,11 +17,8 @@ import (
 // runs unchanged: wsInbound turns messages into that byte stream,
 // wsOutbound turns what the session writes back into messages.
 
-// nsFraming is RFC 7395's namespace for <open/> and <close/>.
-const nsFraming = "urn:ietf:params:xml:ns:xmpp-framing"
-
 // wsCloseMsg is the message that closes the stream (RFC 7395 3.6).
-const wsCloseMsg = "<close xmlns='" + nsFraming + "'/>"
+const wsCloseMsg = "<close xmlns='" + ns.Framing + "'/>"
 
 var (
 	errWSNotOneElement = streamErr(CondNotWellFormed, "a WebSocket message must hold exactly one complete element (RFC 7395 3.3.3)")
@@ -96,13 +95,13 @@ func translateInbound(raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, streamErr(CondNotWellFormed, err.Error())
 	}
-	if start.Name.Space != nsFraming {
+	if start.Name.Space != ns.Framing {
 		return bytes.Clone(raw), nil
 	}
 	switch start.Name.Local {
 	case "open":
 		// The attributes RFC 6120 4.7 defines; the session checks them.
-		b := []byte("<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "'")
+		b := []byte("<stream:stream xmlns='" + ns.Client + "' xmlns:stream='" + ns.Stream + "'")
 		for _, name := range []string{"to", "from", "id", "version", "xml:lang"} {
 			if v, ok := wsAttr(raw, name); ok {
 				b = append(b, ' ')
@@ -242,7 +241,7 @@ func openMessage(header []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := []byte("<open xmlns='" + nsFraming + "'")
+	b := []byte("<open xmlns='" + ns.Framing + "'")
 	for _, a := range [][2]string{{"to", h.to}, {"from", h.from}, {"id", h.id}, {"version", h.version}, {"xml:lang", h.lang}} {
 		if a[1] == "" {
 			continue
@@ -269,10 +268,10 @@ func standalone(raw []byte) []byte {
 	name := raw[1:nameEnd]
 	var add []byte
 	if !bytes.Contains(name, []byte(":")) && !hasAttr(raw, "xmlns") {
-		add = append(add, " xmlns='"+nsClient+"'"...)
+		add = append(add, " xmlns='"+ns.Client+"'"...)
 	}
 	if (bytes.Contains(raw, []byte("<stream:")) || bytes.HasPrefix(name, []byte("stream:"))) && !hasAttr(raw, "xmlns:stream") {
-		add = append(add, " xmlns:stream='"+nsStream+"'"...)
+		add = append(add, " xmlns:stream='"+ns.Stream+"'"...)
 	}
 	if add == nil {
 		return raw

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
-// Namespaces the proxy looks at during stream negotiation.
-const (
-	nsClient  = "jabber:client"
-	nsStream  = "http://etherx.jabber.org/streams"
-	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
-	streamEnd = "</stream:stream>"
-)
+// streamEnd closes a stream.
+const streamEnd = "</stream:stream>"
 
 // startOf decodes the start tag of a framed unit. The framer has already
 // bounded the unit, so decoding it is cheap and safe. An element without its
@@ -33,11 +29,11 @@ func startOf(raw []byte) (xml.StartElement, error) {
 		start = start.Copy()
 		switch start.Name.Space {
 		case "stream":
-			start.Name.Space = nsStream
+			start.Name.Space = ns.Stream
 		case "":
 			start.Name.Space = attr(start, "xmlns")
 			if start.Name.Space == "" {
-				start.Name.Space = nsClient
+				start.Name.Space = ns.Client
 			}
 		default:
 			return start, errors.New("unexpected namespace prefix " + start.Name.Space)
@@ -74,7 +70,7 @@ func childElement(raw []byte, space, local string) []byte {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if depth++; depth == 2 && t.Name.Local == local &&
-				(t.Name.Space == space || t.Name.Space == "" && space == nsClient) {
+				(t.Name.Space == space || t.Name.Space == "" && space == ns.Client) {
 				if d.Skip() != nil {
 					return nil
 				}
@@ -118,10 +114,10 @@ func parseStreamHeader(raw []byte) (streamHeader, error) {
 		if start.Name.Space != "stream" || start.Name.Local != "stream" {
 			return streamHeader{}, streamErr(CondInvalidNamespace, "the stream element must be stream:stream")
 		}
-		if prefixedAttr(start, "xmlns", "stream") != nsStream {
-			return streamHeader{}, streamErr(CondInvalidNamespace, "the stream prefix must be bound to "+nsStream)
+		if prefixedAttr(start, "xmlns", "stream") != ns.Stream {
+			return streamHeader{}, streamErr(CondInvalidNamespace, "the stream prefix must be bound to "+ns.Stream)
 		}
-		if attr(start, "xmlns") != nsClient {
+		if attr(start, "xmlns") != ns.Client {
 			return streamHeader{}, streamErr(CondInvalidNamespace, "the default namespace must be jabber:client")
 		}
 		h := streamHeader{
@@ -137,7 +133,7 @@ func parseStreamHeader(raw []byte) (streamHeader, error) {
 
 // appendStreamHeader writes an open tag with the declarations both legs use.
 func appendStreamHeader(b []byte, to, from, id, lang string) []byte {
-	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'"...)
+	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='"+ns.Client+"' xmlns:stream='"+ns.Stream+"' version='1.0'"...)
 	for _, a := range [][2]string{{"to", to}, {"from", from}, {"id", id}, {"xml:lang", lang}} {
 		if a[1] == "" {
 			continue
