@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // abandonedQueries names the setup queries a 2.0 session gave up on
@@ -37,14 +38,14 @@ func (a *abandonedQueries) late(name, raw []byte) bool {
 		res, ok := parseMAMResult(raw)
 		return ok && a.hasQueryID(res.queryID)
 	case "iq":
-		start, err := startOf(raw)
+		start, err := stream.StartOf(raw)
 		if err != nil {
 			return false
 		}
-		if typ := attr(start, "type"); typ != "result" && typ != "error" {
+		if typ := stream.StartAttr(start, "type"); typ != "result" && typ != "error" {
 			return false
 		}
-		id := attr(start, "id")
+		id := stream.StartAttr(start, "id")
 		for _, p := range a.idPrefixes {
 			if strings.HasPrefix(id, p) {
 				return true

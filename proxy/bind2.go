@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
@@ -79,7 +80,7 @@ type boundSession struct {
 // the initial presence. It then reads until every answer is in.
 func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error) {
 	up := s.up
-	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
+	if err := writeAll(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	up.fr.Reset(nil)
@@ -102,7 +103,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	}
 	resource := deriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
 	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + ns.Bind + "'><resource>")
-	req = appendEscaped(req, resource)
+	req = stream.AppendEscaped(req, resource)
 	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+ns.Carbons+"'/></iq>"...)
 	if feats.SM != nil {
 		// Enabled before any presence, so every later stanza upstream is
@@ -120,7 +121,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	st.meta.account = a.saslUsername() + "@" + s.domain
 	req = st.appendOptionalRequests(req, bind)
 	if feats.SM != nil {
-		st.out.upOut = countStanzas(req[enableEnd:])
+		st.out.upOut = stream.CountStanzas(req[enableEnd:])
 	}
 	if err := writeAll(up.conn, req); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
@@ -191,7 +192,7 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 	b = append(b, "<success xmlns='"+ns.SASL2+"'>"...)
 	b = appendAdditional(b, additionalData)
 	b = append(b, "<authorization-identifier>"...)
-	b = appendEscaped(b, bs.jid)
+	b = stream.AppendEscaped(b, bs.jid)
 	b = append(b, "</authorization-identifier>"...)
 	if resumeFailed {
 		// Before <bound/>: xmpp.js handles <success/>'s children in
@@ -217,7 +218,7 @@ func appendAdditional(b []byte, data string) []byte {
 		return b
 	}
 	b = append(b, "<additional-data>"...)
-	b = appendEscaped(b, data)
+	b = stream.AppendEscaped(b, data)
 	return append(b, "</additional-data>"...)
 }
 
@@ -234,7 +235,7 @@ func appendPresence(b []byte, p *rawXML) []byte {
 			}
 			b = append(b, a.Name.Local...)
 			b = append(b, "='"...)
-			b = appendEscaped(b, a.Value)
+			b = stream.AppendEscaped(b, a.Value)
 			b = append(b, '\'')
 		}
 	}

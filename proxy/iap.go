@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // configVersion is the opaque token the proxy advertises for a stream's
@@ -23,7 +24,7 @@ func configVersion(features []byte) string {
 // appendConfigVersion appends the XEP-0509 stream feature carrying value.
 func appendConfigVersion(b []byte, value string) []byte {
 	b = append(b, "<config-version xmlns='"+ns.IAP+"' scheme='opaque' value='"...)
-	b = appendEscaped(b, value)
+	b = stream.AppendEscaped(b, value)
 	return append(b, "'/>"...)
 }
 

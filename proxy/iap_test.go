@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 func TestConfigVersionRules(t *testing.T) {
@@ -115,8 +116,8 @@ func TestConfigVersionIsAdvertisedLastAndHashesTheFeaturesBeforeIt(t *testing.T)
 	for range 2 {
 		c := dialProxy(t, srv)
 		c.send(testHeader)
-		c.nextOf(UnitStreamOpen)
-		value, before := advertisedConfigVersion(t, c.nextOf(UnitElement))
+		c.nextOf(stream.UnitStreamOpen)
+		value, before := advertisedConfigVersion(t, c.nextOf(stream.UnitElement))
 		if want := configVersion(before); value != want {
 			t.Fatalf("advertised %q, want %q: the hash of the features before it", value, want)
 		}
@@ -138,14 +139,14 @@ func TestPipelinedAuthenticateWithAStaleConfigVersionIsRefusedWithoutPrejudice(t
 	creds := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret"))
 	c.send(testHeader + "<authenticate xmlns='" + ns.SASL2 + "' mechanism='PLAIN'><initial-response>" + creds +
 		"</initial-response><config-version xmlns='" + ns.IAP + "' scheme='opaque' value='c3RhbGU'/></authenticate>")
-	c.nextOf(UnitStreamOpen)
-	advertisedConfigVersion(t, c.nextOf(UnitElement)) // the new token comes before the failure
-	c.expect(UnitElement, string(configVersionFailure()))
+	c.nextOf(stream.UnitStreamOpen)
+	advertisedConfigVersion(t, c.nextOf(stream.UnitElement)) // the new token comes before the failure
+	c.expect(stream.UnitElement, string(configVersionFailure()))
 
 	// The stream stays open and nothing was counted upstream: the next
 	// attempt authenticates as the first one the server sees.
 	c.send(authPlain("alice", "secret"))
-	c.expect(UnitElement, saslSuccess)
+	c.expect(stream.UnitElement, saslSuccess)
 	c.restartAndBind()
 }
 
@@ -157,11 +158,11 @@ func TestConfigVersionIsNotAdvertisedNorCheckedWhereSASL2IsNotOffered(t *testing
 	c := dialProxy(t, srv)
 	c.send(testHeader + "<authenticate xmlns='" + ns.SASL2 + "' mechanism='PLAIN'><initial-response>AGEAYg==</initial-response>" +
 		"<config-version xmlns='" + ns.IAP + "' value='c3RhbGU'/></authenticate>")
-	c.nextOf(UnitStreamOpen)
-	if raw := c.nextOf(UnitElement); bytes.Contains(raw, []byte(ns.IAP)) {
+	c.nextOf(stream.UnitStreamOpen)
+	if raw := c.nextOf(stream.UnitElement); bytes.Contains(raw, []byte(ns.IAP)) {
 		t.Fatalf("STARTTLS-only features advertise XEP-0509: %s", raw)
 	}
-	raw := c.nextOf(UnitElement)
+	raw := c.nextOf(stream.UnitElement)
 	if name, conds := parseConditions(t, raw, ns.SASL); name != (xml.Name{Space: ns.SASL2, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
 		t.Fatalf("pipelined <authenticate/> before TLS got %s, want <encryption-required/>", raw)
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // A 2.0 client leg is fed by its own upstream leg and by every sibling
@@ -54,7 +55,7 @@ func (r *relay) clientTooSlow() {
 	if r.tryDetach() {
 		return
 	}
-	r.terminate(streamErr(CondResourceConstraint, "the client does not read its stream"), true)
+	r.terminate(stream.NewError(stream.CondResourceConstraint, "the client does not read its stream"), true)
 	// The client is not reading: do not wait a write timeout for it to
 	// take the stream error.
 	r.s.closeClient()
@@ -73,7 +74,7 @@ func (r *relay) replaced() {
 		r.s.srv.detached.Take(id, bareJID(v.jid))
 	}
 	r.s.log.Info("2.0 session replaced by a new session of the same device", "jid", v.jid)
-	r.terminate(streamErr(CondConflict, "replaced by a new session of the same device"), true)
+	r.terminate(stream.NewError(stream.CondConflict, "replaced by a new session of the same device"), true)
 }
 
 // askGrace is how long a silent 2.0 client has to answer the <r/> it is
@@ -88,7 +89,7 @@ const askGrace = 30 * time.Second
 // reports whether reading goes on.
 func (r *relay) askSilentClient(src *relayLeg, err error) bool {
 	v := r.s.v2
-	if src.idx != 0 || v == nil || src.asked || !isTimeout(err) || asStreamError(err) != nil {
+	if src.idx != 0 || v == nil || src.asked || !isTimeout(err) || stream.AsError(err) != nil {
 		return false
 	}
 	if !v.smEnabled() || r.s.ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // clientError declares jabber:client on a stanza <error/> taken out of
@@ -21,8 +22,8 @@ func clientError(el []byte) []byte {
 	if c := el[len(open)]; c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '/' && c != '>' {
 		return el
 	}
-	start, err := startOf(el)
-	if err != nil || attr(start, "xmlns") != "" {
+	start, err := stream.StartOf(el)
+	if err != nil || stream.StartAttr(start, "xmlns") != "" {
 		return el
 	}
 	out := make([]byte, 0, len(el)+len(" xmlns=''")+len(ns.Client))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -31,13 +32,13 @@ const (
 // an archive id; start bounds a time window; before asks for the last page.
 func mamQuery(id, to, queryID, after string, start time.Time, max int, before bool) []byte {
 	b := []byte("<iq type='set' id='")
-	b = appendEscaped(b, id)
+	b = stream.AppendEscaped(b, id)
 	if to != "" {
 		b = append(b, "' to='"...)
-		b = appendEscaped(b, to)
+		b = stream.AppendEscaped(b, to)
 	}
 	b = append(b, "'><query xmlns='"+ns.MAM+"' queryid='"...)
-	b = appendEscaped(b, queryID)
+	b = stream.AppendEscaped(b, queryID)
 	b = append(b, "'>"...)
 	if !start.IsZero() {
 		b = append(b, "<x xmlns='"+ns.Data+"' type='submit'><field var='FORM_TYPE' type='hidden'><value>"+ns.MAM+"</value></field><field var='start'><value>"...)
@@ -50,7 +51,7 @@ func mamQuery(id, to, queryID, after string, start time.Time, max int, before bo
 	switch {
 	case after != "":
 		b = append(b, "<after>"...)
-		b = appendEscaped(b, after)
+		b = stream.AppendEscaped(b, after)
 		b = append(b, "</after>"...)
 	case before:
 		b = append(b, "<before/>"...)
@@ -101,7 +102,7 @@ func forAnotherSession(raw []byte, self string) bool {
 	if inner == nil || self == "" {
 		return false
 	}
-	to := attrString(inner, "to")
+	to := stream.AttrString(inner, "to")
 	bare, _, full := strings.Cut(to, "/")
 	if !full || !strings.EqualFold(bare, bareJID(self)) || strings.EqualFold(to, self) {
 		return false
@@ -183,11 +184,11 @@ func dedupKey(raw []byte, account string) string {
 // after 'after' replaces it (contract section 3).
 func mucJoin(j joinReq) []byte {
 	b := []byte("<presence to='")
-	b = appendEscaped(b, j.Room+"/"+j.Nick)
+	b = stream.AppendEscaped(b, j.Room+"/"+j.Nick)
 	b = append(b, "'><x xmlns='"+ns.MUC+"'><history maxchars='0'/>"...)
 	if j.Password != "" {
 		b = append(b, "<password>"...)
-		b = appendEscaped(b, j.Password)
+		b = stream.AppendEscaped(b, j.Password)
 		b = append(b, "</password>"...)
 	}
 	return append(b, "</x></presence>"...)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -239,7 +240,7 @@ func (m *metrics) stanza(leg int, raw []byte) {
 		return
 	}
 	// The name only: no attribute is read on the classic hot path.
-	if t := rewrite.ScanTag(raw); isStanza(t.Name()) {
+	if t := rewrite.ScanTag(raw); stream.IsStanza(t.Name()) {
 		m.stanzas[leg].Inc()
 	}
 }

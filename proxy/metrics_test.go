@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // metricsEnv is one proxy in front of the fake upstream, with a client
@@ -84,7 +85,7 @@ func (e *metricsEnv) client(t *testing.T) *testClient {
 func (e *metricsEnv) relaying(t *testing.T) {
 	t.Helper()
 	e.client(t).send("<iq type='get' id='relaying'><ping xmlns='urn:xmpp:ping'/></iq>")
-	for u := skipUntil(t, e.up, UnitElement); !strings.Contains(string(u.Raw), "relaying"); u = skipUntil(t, e.up, UnitElement) {
+	for u := skipUntil(t, e.up, stream.UnitElement); !strings.Contains(string(u.Raw), "relaying"); u = skipUntil(t, e.up, stream.UnitElement) {
 	}
 }
 
@@ -100,7 +101,7 @@ func (e *metricsEnv) sendAuthenticate2(c *testClient, inline string) {
 // with lastID, the replay's last.
 func answerReplay(t *testing.T, up *fakeConn, lastID, extra string) {
 	t.Helper()
-	for u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), "id='"+lastID+"'"); u = skipUntil(t, up, UnitElement) {
+	for u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), "id='"+lastID+"'"); u = skipUntil(t, up, stream.UnitElement) {
 	}
 	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+ns.Bind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
 		"<iq type='result' id='"+idCarbons+"'/><iq type='result' id='"+idMetadata+"'/>"+extra)
@@ -109,11 +110,11 @@ func answerReplay(t *testing.T, up *fakeConn, lastID, extra string) {
 // readSuccess reads a SASL2 <success/> and the features after it.
 func readSuccess(t *testing.T, c *testClient) []byte {
 	t.Helper()
-	raw := c.nextOf(UnitElement)
+	raw := c.nextOf(stream.UnitElement)
 	if !strings.HasPrefix(string(raw), "<success xmlns='"+ns.SASL2+"'") {
 		t.Fatalf("client got %q, want SASL2 <success/>", raw)
 	}
-	c.nextOf(UnitElement) // <stream:features/>
+	c.nextOf(stream.UnitElement) // <stream:features/>
 	return raw
 }
 
@@ -209,8 +210,8 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			metric: "xmpp2proxy_sessions_ended_total", labels: []string{"kind", "none", "listener", "starttls", "outcome", "stream_error"},
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send(strings.Replace(testHeader, "to='localhost'", "to='elsewhere.example'", 1))
-				e.client(t).nextOf(UnitStreamOpen)
-				e.client(t).expectStreamError(CondHostUnknown)
+				e.client(t).nextOf(stream.UnitStreamOpen)
+				e.client(t).expectStreamError(stream.CondHostUnknown)
 				waitSessions(t, e.srv, 0)
 			}, want: 1},
 		{name: "a classic login counts as a classic success",
@@ -221,7 +222,7 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			prepare: func(t *testing.T, e *metricsEnv) { e.client(t).openStream() },
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send("<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" + wrongPassword + "</auth>")
-				e.client(t).expect(UnitElement, saslNotAuthzd)
+				e.client(t).expect(stream.UnitElement, saslNotAuthzd)
 			}, want: 1},
 		{name: "a SASL2 login counts as a sasl2 success",
 			metric: "xmpp2proxy_authentications_total", labels: []string{"kind", "sasl2", "outcome", "success"},
@@ -238,10 +239,10 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 				e.client(t).openStream()
 				e.sendAuthenticate2(e.client(t), bind2Plain)
 				up := e.fake.accept(t)
-				for u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), idArchiveMark); u = skipUntil(t, up, UnitElement) {
+				for u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), idArchiveMark); u = skipUntil(t, up, stream.UnitElement) {
 				}
 				up.drop()
-				e.client(t).expectStreamError(CondRemoteConnectionFailed)
+				e.client(t).expectStreamError(stream.CondRemoteConnectionFailed)
 			}, want: 1},
 		{name: "a sync delivers its archived messages into the catch-up histogram",
 			metric: "xmpp2proxy_catchup_messages",
@@ -253,7 +254,7 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 					"<iq type='result' id='"+queryIDSync+"-0'><fin xmlns='"+ns.MAM+"' complete='true'><set xmlns='http://jabber.org/protocol/rsm'><last>a2</last></set></fin></iq>")
 				readSuccess(t, e.client(t))
 				// The catch-up streams after <success/>: it is over at <synced/>.
-				for !strings.HasPrefix(string(e.client(t).nextOf(UnitElement)), "<synced") {
+				for !strings.HasPrefix(string(e.client(t).nextOf(stream.UnitElement)), "<synced") {
 				}
 				mfs, _ := e.srv.metrics.reg.Gather()
 				for _, mf := range mfs {
@@ -297,58 +298,58 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			prepare: func(t *testing.T, e *metricsEnv) { e.online2(t, bind2Plain) },
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send("<message to='bob@localhost/gone' id='b1' type='chat'><body>hi</body></message>")
-				probe := skipUntil(t, e.up, UnitElement)
+				probe := skipUntil(t, e.up, stream.UnitElement)
 				for !strings.Contains(string(probe.Raw), "disco#info") {
-					probe = skipUntil(t, e.up, UnitElement)
+					probe = skipUntil(t, e.up, stream.UnitElement)
 				}
 				// The server's answer for a resource that is not there.
-				e.up.send(t, "<iq type='error' id='"+attrString(probe.Raw, "id")+"' from='bob@localhost/gone' to='alice@localhost/x2'>"+
+				e.up.send(t, "<iq type='error' id='"+stream.AttrString(probe.Raw, "id")+"' from='bob@localhost/gone' to='alice@localhost/x2'>"+
 					"<error type='cancel'><service-unavailable xmlns='"+ns.Stanzas+"'/></error></iq>")
-				if raw := e.client(t).nextOf(UnitElement); !strings.Contains(string(raw), "<service-unavailable") {
+				if raw := e.client(t).nextOf(stream.UnitElement); !strings.Contains(string(raw), "<service-unavailable") {
 					t.Fatalf("client got %q, want the bounce", raw)
 				}
 			}, want: 1},
 		{name: "a stream error sent to a client counts by its condition",
-			metric: "xmpp2proxy_stream_errors_total", labels: []string{"condition", CondHostUnknown},
+			metric: "xmpp2proxy_stream_errors_total", labels: []string{"condition", stream.CondHostUnknown},
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send(strings.Replace(testHeader, "to='localhost'", "to='elsewhere.example'", 1))
-				e.client(t).nextOf(UnitStreamOpen)
-				e.client(t).expectStreamError(CondHostUnknown)
+				e.client(t).nextOf(stream.UnitStreamOpen)
+				e.client(t).expectStreamError(stream.CondHostUnknown)
 			}, want: 1},
 		{name: "a stanza from the client counts client_to_upstream",
 			metric: "xmpp2proxy_stanzas_total", labels: []string{"direction", "client_to_upstream"},
 			prepare: login,
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send(msg)
-				e.up.expect(t, UnitElement, msg)
+				e.up.expect(t, stream.UnitElement, msg)
 			}, want: 1},
 		{name: "a stanza from the upstream counts upstream_to_client",
 			metric: "xmpp2proxy_stanzas_total", labels: []string{"direction", "upstream_to_client"},
 			prepare: login,
 			event: func(t *testing.T, e *metricsEnv) {
 				e.up.send(t, msg)
-				e.client(t).expect(UnitElement, msg)
+				e.client(t).expect(stream.UnitElement, msg)
 			}, want: 1},
 		{name: "an SM element is not a stanza",
 			metric: "xmpp2proxy_stanzas_total", labels: []string{"direction", "client_to_upstream"},
 			prepare: login,
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send("<r xmlns='" + ns.SM + "'/>")
-				e.up.expect(t, UnitElement, "<r xmlns='"+ns.SM+"'/>")
+				e.up.expect(t, stream.UnitElement, "<r xmlns='"+ns.SM+"'/>")
 			}, want: 0},
 		{name: "an upstream that cannot be reached counts a dial failure",
 			metric: "xmpp2proxy_upstream_dial_failures_total", deadUpstream: true,
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send(testHeader)
-				e.client(t).nextOf(UnitStreamOpen)
-				e.client(t).expectStreamError(CondRemoteConnectionFailed)
+				e.client(t).nextOf(stream.UnitStreamOpen)
+				e.client(t).expectStreamError(stream.CondRemoteConnectionFailed)
 			}, want: 1},
 		{name: "the bytes a client sends count client_to_upstream",
 			metric: "xmpp2proxy_bytes_total", labels: []string{"direction", "client_to_upstream"},
 			prepare: login,
 			event: func(t *testing.T, e *metricsEnv) {
 				e.client(t).send(msg)
-				e.up.expect(t, UnitElement, msg)
+				e.up.expect(t, stream.UnitElement, msg)
 			}, want: float64(len(msg))},
 		{name: "every byte a client sent stays counted once its session ended",
 			metric: "xmpp2proxy_bytes_total", labels: []string{"direction", "client_to_upstream"},
@@ -393,9 +394,9 @@ func sessionWithTraffic(msg string) func(t *testing.T, e *metricsEnv) {
 		c.login()
 		e.up = e.fake.accept(t)
 		c.send(msg)
-		e.up.expect(t, UnitElement, msg)
+		e.up.expect(t, stream.UnitElement, msg)
 		e.up.send(t, msg)
-		c.expect(UnitElement, msg)
+		c.expect(stream.UnitElement, msg)
 		closeBothWays(t, c, e.up)
 		waitSessions(t, e.srv, 0)
 		_, _ = io.Copy(io.Discard, c.conn) // everything the proxy sent is read
@@ -455,11 +456,11 @@ func TestTheExpositionIsTheProxysOwnAndNamesNoOne(t *testing.T) {
 	classic.login()
 	up := fake.accept(t)
 	up.send(t, "<message from='bob@localhost/r' to='alice@localhost/test'><body>hi</body></message>")
-	classic.nextOf(UnitElement)
+	classic.nextOf(stream.UnitElement)
 	failed := dialProxy(t, srv)
 	failed.openStream()
 	failed.send("<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" + wrongPassword + "</auth>")
-	failed.expect(UnitElement, saslNotAuthzd)
+	failed.expect(stream.UnitElement, saslNotAuthzd)
 	fake.accept(t) // its upstream leg
 	e := &metricsEnv{srv: srv, fake: fake, logs: logs}
 	e.vanish(t)
@@ -533,8 +534,8 @@ func TestASessionsFailedDialMakesReadyzFailAtOnce(t *testing.T) {
 	fake.ln.Close() // new connections are refused
 	c := dialProxy(t, srv)
 	c.send(testHeader)
-	c.nextOf(UnitStreamOpen)
-	c.expectStreamError(CondRemoteConnectionFailed)
+	c.nextOf(stream.UnitStreamOpen)
+	c.expectStreamError(stream.CondRemoteConnectionFailed)
 	if code, body := get(t, srv, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "upstream") {
 		t.Fatalf("readyz %d %q after a session could not reach the upstream, want 503", code, body)
 	}
@@ -569,7 +570,7 @@ func TestReadyzIsDrainingFromTheStartOfShutdownUntilItEnds(t *testing.T) {
 	shutdownErr := make(chan error, 1)
 	go func() { shutdownErr <- srv.Shutdown(ctx) }()
 	// By the time a client is told, readyz says draining.
-	told.c.expectStreamError(CondSystemShutdown)
+	told.c.expectStreamError(stream.CondSystemShutdown)
 	if code, body := get(t, srv, "/readyz"); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "draining") {
 		t.Fatalf("readyz %d %q while draining, want 503 draining", code, body)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -106,7 +107,7 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 	if acc.private.n.Load() == 0 {
 		return raw
 	}
-	p, ok := hintOf(raw, attrString(raw, "from"))
+	p, ok := hintOf(raw, stream.AttrString(raw, "from"))
 	if !ok || !acc.private.take(p) {
 		return raw
 	}
@@ -122,8 +123,8 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 func hintOf(raw []byte, from string) (messageHint, bool) {
 	p := messageHint{
 		from: strings.ToLower(from),
-		to:   strings.ToLower(attrString(raw, "to")),
-		id:   attrString(raw, "id"),
+		to:   strings.ToLower(stream.AttrString(raw, "to")),
+		id:   stream.AttrString(raw, "id"),
 	}
 	_, resource, full := strings.Cut(p.to, "/")
 	return p, p.from != "" && full && resource != "" && p.id != ""

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // relay moves stanzas between the two legs of an authenticated session:
@@ -50,8 +51,8 @@ type relay struct {
 type relayLeg struct {
 	idx  int // 0 client, 1 upstream
 	conn net.Conn
-	fr   *Framer
-	park *parking
+	fr   *stream.Framer
+	park *stream.Parking
 	// idleSet is when the reader last moved the idle deadline; heard is
 	// set once the peer sent something since.
 	idleSet time.Time
@@ -100,9 +101,9 @@ func (s *session) startRelay() bool {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
 		s: s,
-		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: newParking(s.rawConn, s.rec), out: queue{size: q},
+		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: stream.NewParking(s.rawConn, s.rec), out: queue{size: q},
 			idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
-		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: newParking(s.up.sock, s.up.rec), out: queue{size: q}},
+		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: stream.NewParking(s.up.sock, s.up.rec), out: queue{size: q}},
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
@@ -269,9 +270,9 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	s.mu.Lock()
 	s.rawConn, s.conn, s.rec, s.fr = ns.rawConn, ns.conn, ns.rec, ns.fr
 	s.mu.Unlock()
-	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, newParking(ns.rawConn, ns.rec)
+	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, stream.NewParking(ns.rawConn, ns.rec)
 	// What the new connection reads counts in this session's end line.
-	ns.fr.countInto(&s.stats.fromClient)
+	ns.fr.CountInto(&s.stats.fromClient)
 	_ = ns.writeClient(greeting) // a failure shows up in the new writer
 	r.startClient()
 	v.pokeCatchup(r) // a catch-up that waited for the client to come back
@@ -286,7 +287,7 @@ func (r *relay) dropDetached() {
 		return
 	}
 	r.s.log.Info("resumption window over; closing the upstream session")
-	r.send(&r.up, []byte(streamEnd))
+	r.send(&r.up, []byte(stream.CloseTag))
 	r.send(&r.up, nil)
 }
 
@@ -301,7 +302,7 @@ func (r *relay) dropDetached() {
 func (r *relay) endBeforeRebind(d time.Duration) {
 	// The server answers with its own </stream:stream>; peerClosed then
 	// ends the relay, whose client leg is gone.
-	r.send(&r.up, []byte(streamEnd))
+	r.send(&r.up, []byte(stream.CloseTag))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -326,7 +327,7 @@ func (r *relay) other(l *relayLeg) *relayLeg {
 func (r *relay) startReader(src, dst *relayLeg, done func(), idle bool) {
 	r.spawn(func() {
 		if idle {
-			src.park.park(src.fr)
+			src.park.Park(src.fr)
 		}
 		if r.readLoop(src, dst, idle) {
 			r.startReader(src, dst, done, true)
@@ -352,7 +353,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 				src.idleSet, src.heard = now, false
 			}
 		}
-		if !woke && src.park.idle(src.fr) {
+		if !woke && src.park.Idle(src.fr) {
 			return true
 		}
 		woke = false
@@ -364,7 +365,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 			r.readFailed(src, err)
 			return false
 		}
-		if u.Kind == UnitStreamClose {
+		if u.Kind == stream.UnitStreamClose {
 			r.peerClosed(src)
 			return false
 		}
@@ -382,7 +383,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 		case err != nil:
 			r.readFailed(src, err)
 			return false
-		case last == UnitStreamClose:
+		case last == stream.UnitStreamClose:
 			r.peerClosed(src)
 			return false
 		}
@@ -397,19 +398,19 @@ const maxCoalesce = 16 << 10
 // complete in the read buffer, so stanzas that arrived together cost one
 // queue hand-off and one write (one TLS record) instead of one each. It
 // never waits for input.
-func (r *relay) coalesce(src *relayLeg) (UnitKind, error) {
+func (r *relay) coalesce(src *relayLeg) (stream.UnitKind, error) {
 	for len(src.batch) < maxCoalesce {
 		u, ok, err := src.fr.TryNext()
 		if err != nil || !ok {
-			return UnitElement, err
+			return stream.UnitElement, err
 		}
-		if u.Kind == UnitStreamClose {
-			return UnitStreamClose, nil
+		if u.Kind == stream.UnitStreamClose {
+			return stream.UnitStreamClose, nil
 		}
 		out := r.keep(src, u) // before reading src.batch: keep may flush it
 		src.batch = append(src.batch, out...)
 	}
-	return UnitElement, nil
+	return stream.UnitElement, nil
 }
 
 // flushBatch queues what src's reader has gathered for the other leg. A
@@ -427,8 +428,8 @@ func (r *relay) flushBatch(src *relayLeg) bool {
 
 // keep runs the session's filter on an element from src and returns what
 // to forward.
-func (r *relay) keep(src *relayLeg, u Unit) []byte {
-	if u.Kind != UnitElement {
+func (r *relay) keep(src *relayLeg, u stream.Unit) []byte {
+	if u.Kind != stream.UnitElement {
 		return u.Raw
 	}
 	// Counted once the filter has run: a 2.0 stanza is then on its way.
@@ -467,7 +468,7 @@ func (r *relay) classicUpstream(raw []byte) {
 	if acc == nil {
 		return
 	}
-	if !attrEqualFold(raw, "to", bare) {
+	if !stream.AttrEqualFold(raw, "to", bare) {
 		return
 	}
 	ds, _ := acc.observe(jid, raw)
@@ -655,7 +656,7 @@ func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
 // when closeUpstream is set (otherwise the upstream socket is just dropped,
 // which keeps its stream-management session resumable) and ends. Only the
 // first decision to end the session sends anything.
-func (r *relay) terminate(se *StreamError, closeUpstream bool) {
+func (r *relay) terminate(se *stream.Error, closeUpstream bool) {
 	if r.detached() {
 		r.dropDetached()
 		return
@@ -668,10 +669,10 @@ func (r *relay) terminate(se *StreamError, closeUpstream bool) {
 		return
 	}
 	r.s.endedWith(se)
-	r.send(&r.client, append(se.AppendXML(nil), streamEnd...))
+	r.send(&r.client, append(se.AppendXML(nil), stream.CloseTag...))
 	r.send(&r.client, nil)
 	if closeUpstream {
-		r.send(&r.up, []byte(streamEnd))
+		r.send(&r.up, []byte(stream.CloseTag))
 		r.send(&r.up, nil)
 	}
 }
@@ -680,7 +681,7 @@ func (r *relay) terminate(se *StreamError, closeUpstream bool) {
 // the other side's close.
 func (r *relay) peerClosed(src *relayLeg) {
 	dst := r.other(src)
-	r.send(dst, []byte(streamEnd))
+	r.send(dst, []byte(stream.CloseTag))
 	r.mu.Lock()
 	r.closedIn[src.idx] = true
 	both := r.closedIn[dst.idx]
@@ -704,7 +705,7 @@ func (r *relay) closeTimedOut() {
 		return
 	}
 	r.s.log.Debug("upstream did not close its stream in time")
-	r.send(&r.client, []byte(streamEnd))
+	r.send(&r.client, []byte(stream.CloseTag))
 	r.send(&r.client, nil)
 }
 
@@ -715,21 +716,21 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 	if src.idx == 0 && r.detached() {
 		return // this client leg is gone; the session waits for a resume
 	}
-	se := asStreamError(err)
+	se := stream.AsError(err)
 	if src.idx == 1 {
 		r.s.log.Info("upstream failed", "err", err)
 		text := "the upstream server closed the connection"
 		if se != nil {
 			text = "the upstream server sent an invalid stream"
 		}
-		r.terminate(streamErr(CondRemoteConnectionFailed, text), false)
+		r.terminate(stream.NewError(stream.CondRemoteConnectionFailed, text), false)
 		return
 	}
 	if se == nil && isTimeout(err) {
 		if r.tryDetach() {
 			return // it did not answer its <r/>: gone, but resumable
 		}
-		se = streamErr(CondConnectionTimeout, "idle for too long")
+		se = stream.NewError(stream.CondConnectionTimeout, "idle for too long")
 	}
 	if se == nil {
 		if r.detached() || r.tryDetach() {

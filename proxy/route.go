@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -76,6 +77,6 @@ func reroutedFullJID(raw []byte, self string) bool {
 	if err != nil || !route.Marked2 {
 		return false
 	}
-	to := attrString(raw, "to")
+	to := stream.AttrString(raw, "to")
 	return strings.Contains(to, "/") && !strings.EqualFold(to, self)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // authenticate is a SASL2 <authenticate/> (XEP-0388 section 2.3) with the
@@ -92,7 +93,7 @@ func parseAuthenticate(raw []byte) (*authenticate, error) {
 // response stays absent; an empty one is "=" (RFC 6120 6.4.2).
 func (a *authenticate) sasl1Auth() []byte {
 	b := []byte("<auth xmlns='" + ns.SASL + "' mechanism='")
-	b = appendEscaped(b, a.Mechanism)
+	b = stream.AppendEscaped(b, a.Mechanism)
 	if a.InitialResponse == nil {
 		return append(b, "'/>"...)
 	}
@@ -101,7 +102,7 @@ func (a *authenticate) sasl1Auth() []byte {
 	if ir == "" {
 		ir = "="
 	}
-	b = appendEscaped(b, ir)
+	b = stream.AppendEscaped(b, ir)
 	return append(b, "</auth>"...)
 }
 
@@ -135,7 +136,7 @@ func (a *authenticate) saslUsername() string {
 // sasl2Challenge wraps an upstream <challenge/>'s data for the client.
 func sasl2Wrap(local string, upstream []byte) []byte {
 	b := []byte("<" + local + " xmlns='" + ns.SASL2 + "'>")
-	b = appendEscaped(b, innerText(upstream))
+	b = stream.AppendEscaped(b, innerText(upstream))
 	return append(b, "</"+local+">"...)
 }
 
@@ -143,7 +144,7 @@ func sasl2Wrap(local string, upstream []byte) []byte {
 // 'mechanism' attribute (xmpp.js adds one) is tolerated and dropped.
 func sasl1Response(raw []byte) []byte {
 	b := []byte("<response xmlns='" + ns.SASL + "'>")
-	b = appendEscaped(b, innerText(raw))
+	b = stream.AppendEscaped(b, innerText(raw))
 	return append(b, "</response>"...)
 }
 
@@ -192,7 +193,7 @@ func saslFailure2(condition, text string) []byte {
 	b := []byte("<failure xmlns='" + ns.SASL2 + "'><" + condition + " xmlns='" + ns.SASL + "'/>")
 	if text != "" {
 		b = append(b, "<text>"...)
-		b = appendEscaped(b, text)
+		b = stream.AppendEscaped(b, text)
 		b = append(b, "</text>"...)
 	}
 	return append(b, "</failure>"...)
@@ -204,7 +205,7 @@ func sasl2Advertisement(mechanisms []string) []byte {
 	b := []byte("<authentication xmlns='" + ns.SASL2 + "'>")
 	for _, m := range mechanisms {
 		b = append(b, "<mechanism>"...)
-		b = appendEscaped(b, m)
+		b = stream.AppendEscaped(b, m)
 		b = append(b, "</mechanism>"...)
 	}
 	b = append(b, "<inline><bind xmlns='"+ns.Bind2+"'><inline>"+

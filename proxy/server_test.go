@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // ---------------------------------------------------------------------------
@@ -432,10 +434,10 @@ func TestShutdownEndsOtherSessionsWithoutWaitingForStalledClients(t *testing.T) 
 	go func() { shutdownErr <- srv.Shutdown(ctx) }()
 
 	for _, l := range normal {
-		l.c.expectStreamError(CondSystemShutdown)
+		l.c.expectStreamError(stream.CondSystemShutdown)
 		l.c.expectStreamClose()
 		l.c.expectConnClosed()
-		l.up.expect(t, UnitStreamClose, streamEnd)
+		l.up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 		l.up.expectClosed(t)
 	}
 	// The normal sessions are over; the stalled ones are still being

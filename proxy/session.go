@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 var sessionIDs atomic.Uint64
@@ -28,10 +29,10 @@ type session struct {
 	srv       *Server
 	id        uint64 // numbers the connection in logs and names its relay
 	log       *slog.Logger
-	rawConn   net.Conn    // the accepted TCP connection, closed on abort
-	conn      net.Conn    // rawConn, or the TLS connection over it
-	rec       *recordConn // under the client TLS connection, if any
-	fr        *Framer
+	rawConn   net.Conn           // the accepted TCP connection, closed on abort
+	conn      net.Conn           // rawConn, or the TLS connection over it
+	rec       *stream.RecordConn // under the client TLS connection, if any
+	fr        *stream.Framer
 	directTLS bool
 	secure    bool
 	// ws: the client came over the WebSocket listener (RFC 7395), where
@@ -70,7 +71,7 @@ type session struct {
 	kind         string
 	account      string
 	handshakeErr error
-	endErr       atomic.Pointer[StreamError]
+	endErr       atomic.Pointer[stream.Error]
 	stats        sessionStats
 	// openKind is the kind the metrics count this session open under:
 	// "" (none) until it relays.
@@ -113,18 +114,18 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
 		log:       srv.log.With("conn", id, "remote", conn.RemoteAddr().String()),
 		rawConn:   conn,
 		conn:      conn,
-		fr:        NewFramer(conn, srv.preauthLimits()),
+		fr:        stream.NewFramer(conn, srv.preauthLimits()),
 		directTLS: directTLS,
 		ctx:       ctx,
 		cancel:    cancel,
 		start:     time.Now(),
 	}
-	s.fr.countInto(&s.stats.fromClient)
+	s.fr.CountInto(&s.stats.fromClient)
 	return s
 }
 
-func (s *Server) preauthLimits() Limits {
-	return Limits{MaxBytes: s.cfg.Limits.MaxPreauthBytes, MaxDepth: s.cfg.Limits.MaxDepth}
+func (s *Server) preauthLimits() stream.Limits {
+	return stream.Limits{MaxBytes: s.cfg.Limits.MaxPreauthBytes, MaxDepth: s.cfg.Limits.MaxDepth}
 }
 
 // run negotiates the session, then hands it to the relay's goroutines and
@@ -301,14 +302,14 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 		if err != nil {
 			return false, err
 		}
-		start, err := startOf(u.Raw)
+		start, err := stream.StartOf(u.Raw)
 		if err != nil {
-			return false, streamErr(CondNotWellFormed, err.Error())
+			return false, stream.NewError(stream.CondNotWellFormed, err.Error())
 		}
 		switch {
 		case start.Name.Space == ns.TLS && start.Name.Local == "starttls":
 			if s.secure || s.srv.tls == nil || s.ws {
-				_ = s.writeClient([]byte("<failure xmlns='" + ns.TLS + "'/>" + streamEnd))
+				_ = s.writeClient([]byte("<failure xmlns='" + ns.TLS + "'/>" + stream.CloseTag))
 				return false, errClientClosed
 			}
 			if err := s.writeClient([]byte("<proceed xmlns='" + ns.TLS + "'/>")); err != nil {
@@ -317,7 +318,7 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 			return true, s.upgradeClientTLS()
 		case start.Name.Space == ns.SASL && start.Name.Local == "auth":
 			s.kind = kindClassic
-			ok, err := s.authenticate(u.Raw, attr(start, "mechanism"), deadline)
+			ok, err := s.authenticate(u.Raw, stream.StartAttr(start, "mechanism"), deadline)
 			if err != nil || ok {
 				return false, err
 			}
@@ -335,24 +336,24 @@ func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) 
 				return false, err
 			}
 		default:
-			return false, streamErr(CondNotAuthorized, "authenticate before sending "+start.Name.Local)
+			return false, stream.NewError(stream.CondNotAuthorized, "authenticate before sending "+start.Name.Local)
 		}
 	}
 }
 
 // nextClientElement skips whitespace and reports a closed stream as
 // errClientClosed.
-func (s *session) nextClientElement() (Unit, error) {
+func (s *session) nextClientElement() (stream.Unit, error) {
 	for {
 		u, err := s.fr.Next()
 		if err != nil {
 			return u, err
 		}
 		switch u.Kind {
-		case UnitElement:
+		case stream.UnitElement:
 			return u, nil
-		case UnitStreamClose:
-			_ = s.writeClient([]byte(streamEnd))
+		case stream.UnitStreamClose:
+			_ = s.writeClient([]byte(stream.CloseTag))
 			return u, errClientClosed
 		}
 	}
@@ -365,24 +366,24 @@ func (s *session) openClientStream() error {
 	if err != nil {
 		return err
 	}
-	if u.Kind != UnitStreamOpen {
-		return streamErr(CondNotWellFormed, "expected a stream header")
+	if u.Kind != stream.UnitStreamOpen {
+		return stream.NewError(stream.CondNotWellFormed, "expected a stream header")
 	}
-	h, err := parseStreamHeader(u.Raw)
+	h, err := stream.ParseHeader(u.Raw)
 	if err != nil {
 		return err
 	}
-	domain := strings.ToLower(h.to)
+	domain := strings.ToLower(h.To)
 	if domain == "" {
 		domain = s.srv.cfg.Domains[0]
 	}
 	if !s.srv.domains[domain] {
-		return streamErr(CondHostUnknown, "this proxy does not serve "+h.to)
+		return stream.NewError(stream.CondHostUnknown, "this proxy does not serve "+h.To)
 	}
 	if s.domain != "" && domain != s.domain {
-		return streamErr(CondHostUnknown, "the domain changed on stream restart")
+		return stream.NewError(stream.CondHostUnknown, "the domain changed on stream restart")
 	}
-	s.domain, s.lang = domain, h.lang
+	s.domain, s.lang = domain, h.Lang
 	// One upstream connection per session: the restarts after STARTTLS
 	// and SASL keep the one already dialed.
 	if s.upCh == nil && s.up == nil {
@@ -392,7 +393,7 @@ func (s *session) openClientStream() error {
 		go func(ctx context.Context, ch chan<- upstreamResult, domain, lang string) {
 			up, err := s.srv.dialUpstream(ctx, domain, lang, s.peer)
 			ch <- upstreamResult{up, err}
-		}(s.ctx, s.upCh, domain, h.lang)
+		}(s.ctx, s.upCh, domain, h.Lang)
 	}
 	return nil
 }
@@ -434,7 +435,7 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 		b = append(b, "<mechanisms xmlns='"+ns.SASL+"'>"...)
 		for _, m := range up.mechanisms {
 			b = append(b, "<mechanism>"...)
-			b = appendEscaped(b, m)
+			b = stream.AppendEscaped(b, m)
 			b = append(b, "</mechanism>"...)
 		}
 		b = append(b, "</mechanisms>"...)
@@ -448,9 +449,9 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 func (s *session) upgradeClientTLS() error {
 	if s.fr.Buffered() > 0 {
 		// Anything sent in the clear after <starttls/> could be an injection.
-		return streamErr(CondPolicyViolation, "data after <starttls/> before the TLS handshake")
+		return stream.NewError(stream.CondPolicyViolation, "data after <starttls/> before the TLS handshake")
 	}
-	rec := newRecordConn(s.conn)
+	rec := stream.NewRecordConn(s.conn)
 	tc := tls.Server(rec, s.srv.tls)
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return fmt.Errorf("client tls: %w", err)
@@ -503,12 +504,12 @@ func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadli
 	}
 	for {
 		u, err := up.fr.Next()
-		if err != nil || u.Kind != UnitElement {
+		if err != nil || u.Kind != stream.UnitElement {
 			return nil, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
 		}
-		start, _ := startOf(u.Raw)
+		start, _ := stream.StartOf(u.Raw)
 		if start.Name.Space == ns.Stream && start.Name.Local == "error" {
-			_ = s.writeClient(append(bytes.Clone(u.Raw), streamEnd...))
+			_ = s.writeClient(append(bytes.Clone(u.Raw), stream.CloseTag...))
 			return nil, errUpstreamError
 		}
 		if start.Name.Space != ns.SASL {
@@ -551,9 +552,9 @@ func (s *session) relaySASLResponse(up *upstreamLeg) error {
 	if err != nil {
 		return err
 	}
-	start, _ := startOf(u.Raw)
+	start, _ := stream.StartOf(u.Raw)
 	if start.Name.Space != ns.SASL || (start.Name.Local != "response" && start.Name.Local != "abort") {
-		return streamErr(CondNotAuthorized, "expected a SASL response")
+		return stream.NewError(stream.CondNotAuthorized, "expected a SASL response")
 	}
 	if err := writeAll(up.conn, u.Raw); err != nil {
 		return fmt.Errorf("%w: %w", ErrUpstream, err)
@@ -566,7 +567,7 @@ func saslFailure1(condition, text string) []byte {
 	b := []byte("<failure xmlns='" + ns.SASL + "'><" + condition + "/>")
 	if text != "" {
 		b = append(b, "<text xml:lang='en'>"...)
-		b = appendEscaped(b, text)
+		b = stream.AppendEscaped(b, text)
 		b = append(b, "</text>"...)
 	}
 	return append(b, "</failure>"...)
@@ -576,7 +577,7 @@ func saslFailure1(condition, text string) []byte {
 // client the upstream's post-auth features unchanged.
 func (s *session) restartAfterAuth() error {
 	up := s.up
-	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
+	if err := writeAll(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	s.fr.Reset(nil)
@@ -588,12 +589,12 @@ func (s *session) restartAfterAuth() error {
 	if err != nil {
 		return fmt.Errorf("%w: after auth: %w", ErrUpstream, err)
 	}
-	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
+	s.fr.SetLimits(stream.Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
 	return s.writeClientHeader(id, features)
 }
 
 func (s *session) writeClientHeader(id string, rest []byte) error {
-	b := appendStreamHeader(nil, "", s.domain, id, "en")
+	b := stream.AppendHeader(nil, "", s.domain, id, "en")
 	s.headerSent = true
 	return s.writeClient(append(b, rest...))
 }
@@ -607,19 +608,19 @@ func (s *session) writeClient(b []byte) error {
 
 // handshakeFailed tells the client why, when there is something to say.
 func (s *session) handshakeFailed(err error) {
-	se := asStreamError(err)
+	se := stream.AsError(err)
 	var ne net.Error
 	switch {
 	case s.ctx.Err() != nil:
 		if errors.Is(context.Cause(s.ctx), errShutdown) {
-			se = streamErr(CondSystemShutdown, "the proxy is shutting down")
+			se = stream.NewError(stream.CondSystemShutdown, "the proxy is shutting down")
 		}
 	case se != nil:
 	case errors.Is(err, ErrUpstream):
 		s.log.Warn("upstream failed", "err", err)
-		se = streamErr(CondRemoteConnectionFailed, "the upstream server cannot be reached")
+		se = stream.NewError(stream.CondRemoteConnectionFailed, "the upstream server cannot be reached")
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
-		se = streamErr(CondConnectionTimeout, "stream negotiation took too long")
+		se = stream.NewError(stream.CondConnectionTimeout, "stream negotiation took too long")
 	}
 	if se == nil {
 		if !errors.Is(err, errClientClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, errUpstreamError) {
@@ -635,11 +636,11 @@ func (s *session) handshakeFailed(err error) {
 		if domain == "" {
 			domain = s.srv.cfg.Domains[0]
 		}
-		b = appendStreamHeader(b, "", domain, newStreamID(), "en")
+		b = stream.AppendHeader(b, "", domain, newStreamID(), "en")
 	}
 	b = se.AppendXML(b)
-	_ = s.writeClient(append(b, streamEnd...))
+	_ = s.writeClient(append(b, stream.CloseTag...))
 	if s.up != nil {
-		_ = writeAll(s.up.conn, []byte(streamEnd))
+		_ = writeAll(s.up.conn, []byte(stream.CloseTag))
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // waitFor bounds every wait for an expected event. It is generous on
@@ -80,7 +81,7 @@ type fakeUpstream struct {
 // server's side.
 type fakeConn struct {
 	conn   net.Conn
-	fr     *Framer
+	fr     *stream.Framer
 	echo   bool
 	done   chan struct{}
 	events chan fakeEvent // closed when the handler returns
@@ -89,7 +90,7 @@ type fakeConn struct {
 // fakeEvent is a unit the fake read after binding (or one it did not expect
 // during negotiation), or, as the last event, the error that ended reading.
 type fakeEvent struct {
-	unit Unit
+	unit stream.Unit
 	err  error
 }
 
@@ -97,7 +98,7 @@ type fakeEvent struct {
 // been recorded and the fake goes on recording.
 var errOffScript = errors.New("off script")
 
-var fakeLimits = Limits{MaxBytes: 16 << 20, MaxDepth: 128}
+var fakeLimits = stream.Limits{MaxBytes: 16 << 20, MaxDepth: 128}
 
 func startFakeUpstream(t *testing.T, echo bool, mechs ...string) *fakeUpstream {
 	t.Helper()
@@ -135,7 +136,7 @@ func (f *fakeUpstream) acceptLoop() {
 		f.mu.Unlock()
 		c := &fakeConn{
 			conn:   conn,
-			fr:     NewFramer(bufio.NewReader(conn), fakeLimits),
+			fr:     stream.NewFramer(bufio.NewReader(conn), fakeLimits),
 			echo:   f.echo,
 			done:   f.done,
 			events: make(chan fakeEvent, 4096),
@@ -189,8 +190,8 @@ func (c *fakeConn) serve(mechs []string) {
 			return
 		}
 		raw := bytes.Clone(u.Raw)
-		c.push(fakeEvent{unit: Unit{Kind: u.Kind, Raw: raw}})
-		if c.echo && u.Kind == UnitElement {
+		c.push(fakeEvent{unit: stream.Unit{Kind: u.Kind, Raw: raw}})
+		if c.echo && u.Kind == stream.UnitElement {
 			_ = c.write(string(raw))
 		}
 	}
@@ -277,31 +278,31 @@ func (c *fakeConn) expectOpen() error {
 	if err != nil {
 		return err
 	}
-	if u.Kind != UnitStreamOpen {
+	if u.Kind != stream.UnitStreamOpen {
 		return c.offScript(u)
 	}
 	return nil
 }
 
 // element returns the next element, skipping whitespace.
-func (c *fakeConn) element() (Unit, error) {
+func (c *fakeConn) element() (stream.Unit, error) {
 	for {
 		u, err := c.fr.Next()
 		if err != nil {
 			return u, err
 		}
 		switch u.Kind {
-		case UnitElement:
+		case stream.UnitElement:
 			return u, nil
-		case UnitWhitespace:
+		case stream.UnitWhitespace:
 		default:
 			return u, c.offScript(u)
 		}
 	}
 }
 
-func (c *fakeConn) offScript(u Unit) error {
-	c.push(fakeEvent{unit: Unit{Kind: u.Kind, Raw: bytes.Clone(u.Raw)}})
+func (c *fakeConn) offScript(u stream.Unit) error {
+	c.push(fakeEvent{unit: stream.Unit{Kind: u.Kind, Raw: bytes.Clone(u.Raw)}})
 	return errOffScript
 }
 
@@ -337,7 +338,7 @@ func (c *fakeConn) next(t *testing.T) fakeEvent {
 }
 
 // expect asserts the next unit the upstream read.
-func (c *fakeConn) expect(t *testing.T, kind UnitKind, raw string) {
+func (c *fakeConn) expect(t *testing.T, kind stream.UnitKind, raw string) {
 	t.Helper()
 	ev := c.next(t)
 	if ev.err != nil {
@@ -446,13 +447,13 @@ func relayOf(t *testing.T, srv *Server) *relay {
 	return nil
 }
 
-var clientLimits = Limits{MaxBytes: 16 << 20, MaxDepth: 128}
+var clientLimits = stream.Limits{MaxBytes: 16 << 20, MaxDepth: 128}
 
 // testClient drives the client side of the proxy with raw XML.
 type testClient struct {
 	t    *testing.T
 	conn net.Conn
-	fr   *Framer
+	fr   *stream.Framer
 }
 
 func dialProxy(t *testing.T, srv *Server) *testClient {
@@ -462,7 +463,7 @@ func dialProxy(t *testing.T, srv *Server) *testClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &testClient{t: t, conn: conn, fr: NewFramer(bufio.NewReader(conn), clientLimits)}
+	return &testClient{t: t, conn: conn, fr: stream.NewFramer(bufio.NewReader(conn), clientLimits)}
 }
 
 func (c *testClient) write(s string) error {
@@ -478,13 +479,13 @@ func (c *testClient) send(s string) {
 	}
 }
 
-func (c *testClient) read() (Unit, error) {
+func (c *testClient) read() (stream.Unit, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(waitFor))
 	u, err := c.fr.Next()
-	return Unit{Kind: u.Kind, Raw: bytes.Clone(u.Raw)}, err
+	return stream.Unit{Kind: u.Kind, Raw: bytes.Clone(u.Raw)}, err
 }
 
-func (c *testClient) next() Unit {
+func (c *testClient) next() stream.Unit {
 	c.t.Helper()
 	u, err := c.read()
 	if err != nil {
@@ -493,7 +494,7 @@ func (c *testClient) next() Unit {
 	return u
 }
 
-func (c *testClient) nextOf(kind UnitKind) []byte {
+func (c *testClient) nextOf(kind stream.UnitKind) []byte {
 	c.t.Helper()
 	u := c.next()
 	if u.Kind != kind {
@@ -502,7 +503,7 @@ func (c *testClient) nextOf(kind UnitKind) []byte {
 	return u.Raw
 }
 
-func (c *testClient) expect(kind UnitKind, raw string) {
+func (c *testClient) expect(kind stream.UnitKind, raw string) {
 	c.t.Helper()
 	if u := c.next(); u.Kind != kind || string(u.Raw) != raw {
 		c.t.Fatalf("client read %s %.300q, want %s %.300q", kindName(u.Kind), u.Raw, kindName(kind), raw)
@@ -512,7 +513,7 @@ func (c *testClient) expect(kind UnitKind, raw string) {
 // expectStreamError asserts a <stream:error/> with exactly the condition.
 func (c *testClient) expectStreamError(condition string) {
 	c.t.Helper()
-	raw := c.nextOf(UnitElement)
+	raw := c.nextOf(stream.UnitElement)
 	name, conds := parseConditions(c.t, raw, ns.Streams)
 	if name != (xml.Name{Space: ns.Stream, Local: "error"}) || !slices.Equal(conds, []string{condition}) {
 		c.t.Fatalf("client read %q, want a stream error <%s/>", raw, condition)
@@ -521,7 +522,7 @@ func (c *testClient) expectStreamError(condition string) {
 
 func (c *testClient) expectStreamClose() {
 	c.t.Helper()
-	c.expect(UnitStreamClose, streamEnd)
+	c.expect(stream.UnitStreamClose, stream.CloseTag)
 }
 
 // expectConnClosed asserts that the proxy closed the connection with
@@ -541,8 +542,8 @@ func (c *testClient) expectConnClosed() {
 func (c *testClient) openStream() streamFeatures {
 	c.t.Helper()
 	c.send(testHeader)
-	c.nextOf(UnitStreamOpen)
-	return parseFeatures(c.t, c.nextOf(UnitElement))
+	c.nextOf(stream.UnitStreamOpen)
+	return parseFeatures(c.t, c.nextOf(stream.UnitElement))
 }
 
 // login authenticates as alice and binds, through the fake upstream.
@@ -550,7 +551,7 @@ func (c *testClient) login() {
 	c.t.Helper()
 	c.openStream()
 	c.send(authPlain("alice", "secret"))
-	c.expect(UnitElement, saslSuccess)
+	c.expect(stream.UnitElement, saslSuccess)
 	c.restartAndBind()
 }
 
@@ -559,12 +560,12 @@ func (c *testClient) restartAndBind() {
 	c.t.Helper()
 	c.fr.Reset(nil)
 	c.send(testHeader)
-	if h, err := parseStreamHeader(c.nextOf(UnitStreamOpen)); err != nil || h.id != fakeBoundID {
-		c.t.Fatalf("post-auth stream header: id %q, %v; want the upstream's id %q", h.id, err, fakeBoundID)
+	if h, err := stream.ParseHeader(c.nextOf(stream.UnitStreamOpen)); err != nil || h.ID != fakeBoundID {
+		c.t.Fatalf("post-auth stream header: id %q, %v; want the upstream's id %q", h.ID, err, fakeBoundID)
 	}
-	c.expect(UnitElement, fakeBindFeatures)
+	c.expect(stream.UnitElement, fakeBindFeatures)
 	c.send(bindRequest)
-	c.expect(UnitElement, bindResult("alice@localhost/test"))
+	c.expect(stream.UnitElement, bindResult("alice@localhost/test"))
 }
 
 // streamFeatures is what the tests look at in <stream:features/>.
@@ -624,15 +625,15 @@ func parseConditions(t *testing.T, raw []byte, ns string) (xml.Name, []string) {
 	return name, conds
 }
 
-func kindName(k UnitKind) string {
+func kindName(k stream.UnitKind) string {
 	switch k {
-	case UnitElement:
+	case stream.UnitElement:
 		return "element"
-	case UnitStreamOpen:
+	case stream.UnitStreamOpen:
 		return "stream header"
-	case UnitStreamClose:
+	case stream.UnitStreamClose:
 		return "stream close"
-	case UnitWhitespace:
+	case stream.UnitWhitespace:
 		return "whitespace"
 	}
 	return fmt.Sprintf("kind %d", k)
@@ -702,17 +703,17 @@ func TestWrongPasswordFailsAndClientMayRetryOnSameStream(t *testing.T) {
 	c.openStream()
 
 	c.send(authPlain("alice", "wrong"))
-	c.expect(UnitElement, saslNotAuthzd) // the upstream's <failure/>, unchanged
+	c.expect(stream.UnitElement, saslNotAuthzd) // the upstream's <failure/>, unchanged
 	c.send(authPlain("alice", "secret"))
-	c.expect(UnitElement, saslSuccess)
+	c.expect(stream.UnitElement, saslSuccess)
 	c.restartAndBind()
 
 	// The session relays: the fake echoes.
 	msg := "<message to='bob@localhost' id='m1'><body>hello</body></message>"
 	c.send(msg)
-	c.expect(UnitElement, msg)
+	c.expect(stream.UnitElement, msg)
 	up := fake.accept(t)
-	up.expect(t, UnitElement, msg)
+	up.expect(t, stream.UnitElement, msg)
 }
 
 func TestSilentClientGetsConnectionTimeoutDuringHandshake(t *testing.T) {
@@ -720,10 +721,10 @@ func TestSilentClientGetsConnectionTimeoutDuringHandshake(t *testing.T) {
 	fake := startFakeUpstream(t, false)
 	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Handshake = Duration(300 * time.Millisecond) })
 	c := dialProxy(t, srv)
-	if h, err := parseStreamHeader(c.nextOf(UnitStreamOpen)); err != nil || h.from != "localhost" {
-		t.Fatalf("stream header from %q, %v; want from localhost", h.from, err)
+	if h, err := stream.ParseHeader(c.nextOf(stream.UnitStreamOpen)); err != nil || h.From != "localhost" {
+		t.Fatalf("stream header from %q, %v; want from localhost", h.From, err)
 	}
-	c.expectStreamError(CondConnectionTimeout)
+	c.expectStreamError(stream.CondConnectionTimeout)
 	c.expectStreamClose()
 	c.expectConnClosed()
 }
@@ -739,8 +740,8 @@ func TestUnreachableUpstreamGivesRemoteConnectionFailed(t *testing.T) {
 	srv := startProxy(t, nothing, nil, nil)
 	c := dialProxy(t, srv)
 	c.send(testHeader)
-	c.nextOf(UnitStreamOpen)
-	c.expectStreamError(CondRemoteConnectionFailed)
+	c.nextOf(stream.UnitStreamOpen)
+	c.expectStreamError(stream.CondRemoteConnectionFailed)
 	c.expectStreamClose()
 	c.expectConnClosed()
 }
@@ -761,14 +762,14 @@ func TestStartTLSRequiredRefusesAuthBeforeTLS(t *testing.T) {
 	}
 
 	c.send(authPlain("alice", "secret"))
-	raw := c.nextOf(UnitElement)
+	raw := c.nextOf(stream.UnitElement)
 	if name, conds := parseConditions(t, raw, ns.SASL); name != (xml.Name{Space: ns.SASL, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
 		t.Fatalf("auth before STARTTLS got %q, want a SASL <failure><encryption-required/></failure>", raw)
 	}
 
 	// The stream survives the refusal: STARTTLS, then log in.
 	c.send("<starttls xmlns='" + ns.TLS + "'/>")
-	c.expect(UnitElement, "<proceed xmlns='"+ns.TLS+"'/>")
+	c.expect(stream.UnitElement, "<proceed xmlns='"+ns.TLS+"'/>")
 	tc := tls.Client(c.conn, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
 	_ = tc.SetDeadline(time.Now().Add(waitFor))
 	if err := tc.Handshake(); err != nil {
@@ -784,7 +785,7 @@ func TestStartTLSRequiredRefusesAuthBeforeTLS(t *testing.T) {
 		t.Fatalf("features over TLS offer %+v, want the mechanisms [PLAIN]", f.Mechanisms)
 	}
 	c.send(authPlain("alice", "secret"))
-	c.expect(UnitElement, saslSuccess)
+	c.expect(stream.UnitElement, saslSuccess)
 	c.restartAndBind()
 }
 
@@ -834,10 +835,10 @@ func TestShutdownSendsSystemShutdownAndClosesUpstreamStream(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	c.expectStreamError(CondSystemShutdown)
+	c.expectStreamError(stream.CondSystemShutdown)
 	c.expectStreamClose()
 	c.expectConnClosed()
-	up.expect(t, UnitStreamClose, streamEnd)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 	up.expectClosed(t)
 }
 
@@ -876,14 +877,14 @@ func TestShutdownDuringNegotiationSendsSystemShutdown(t *testing.T) {
 				t.Fatalf("Shutdown: %v", err)
 			}
 			if tt.header {
-				c.nextOf(UnitStreamOpen)
+				c.nextOf(stream.UnitStreamOpen)
 			}
-			c.expectStreamError(CondSystemShutdown)
+			c.expectStreamError(stream.CondSystemShutdown)
 			c.expectStreamClose()
 			c.expectConnClosed()
 			if tt.upstream {
 				up := fake.accept(t)
-				up.expect(t, UnitStreamClose, streamEnd)
+				up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 				up.expectClosed(t)
 			}
 		})
@@ -915,17 +916,17 @@ func TestShutdownCompletesWhenClientWriteFailsDuringFinalFlush(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v; want the session ended once the client write failed", err)
 	}
-	up.expect(t, UnitStreamClose, streamEnd)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 	up.expectClosed(t)
 }
 
 func TestIdleClientGetsConnectionTimeoutAndUpstreamStreamIsClosed(t *testing.T) {
 	t.Parallel()
 	_, c, up := setup(t, func(c *Config) { c.Timeouts.Idle = Duration(300 * time.Millisecond) })
-	c.expectStreamError(CondConnectionTimeout)
+	c.expectStreamError(stream.CondConnectionTimeout)
 	c.expectStreamClose()
 	c.expectConnClosed()
-	up.expect(t, UnitStreamClose, streamEnd)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 	up.expectClosed(t)
 }
 
@@ -940,7 +941,7 @@ func TestActiveClientIsNotTimedOutAsIdle(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		p := fmt.Sprintf("<presence id='p%d'/>", i)
 		c.send(p)
-		c.expect(UnitElement, p) // echoed, not a stream error
+		c.expect(stream.UnitElement, p) // echoed, not a stream error
 	}
 }
 
@@ -950,16 +951,16 @@ func TestVanishedClientDropsUpstreamWithoutClosingItsStream(t *testing.T) {
 	msg := "<message to='bob@localhost' id='last'><body>last words</body></message>"
 	c.send(msg)
 	c.conn.Close()
-	up.expect(t, UnitElement, msg) // flushed before the drop
-	up.expectClosed(t)             // no </stream:stream>: the session stays resumable
+	up.expect(t, stream.UnitElement, msg) // flushed before the drop
+	up.expectClosed(t)                    // no </stream:stream>: the session stays resumable
 }
 
 func TestClientStreamCloseIsRelayedAndUpstreamCloseAnswersIt(t *testing.T) {
 	t.Parallel()
 	_, c, up := setup(t, nil)
-	c.send(streamEnd)
-	up.expect(t, UnitStreamClose, streamEnd)
-	up.send(t, streamEnd)
+	c.send(stream.CloseTag)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
+	up.send(t, stream.CloseTag)
 	c.expectStreamClose()
 	c.expectConnClosed()
 	up.expectClosed(t)
@@ -968,8 +969,8 @@ func TestClientStreamCloseIsRelayedAndUpstreamCloseAnswersIt(t *testing.T) {
 func TestUnansweredClientCloseIsClosedByTheProxyAfterTheCloseTimeout(t *testing.T) {
 	t.Parallel()
 	_, c, up := setup(t, func(cfg *Config) { cfg.Timeouts.Close = Duration(200 * time.Millisecond) })
-	c.send(streamEnd)
-	up.expect(t, UnitStreamClose, streamEnd)
+	c.send(stream.CloseTag)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 	// The upstream never answers: the client still gets its close.
 	c.expectStreamClose()
 	c.expectConnClosed()
@@ -980,7 +981,7 @@ func TestUpstreamDropGivesClientRemoteConnectionFailed(t *testing.T) {
 	t.Parallel()
 	_, c, up := setup(t, nil)
 	up.drop()
-	c.expectStreamError(CondRemoteConnectionFailed)
+	c.expectStreamError(stream.CondRemoteConnectionFailed)
 	c.expectStreamClose()
 	c.expectConnClosed()
 }
@@ -1004,8 +1005,8 @@ func TestUpstreamStreamErrorReachesClientUnchanged(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, c, up := setup(t, nil)
-			up.send(t, tt.streamError+streamEnd)
-			c.expect(UnitElement, tt.streamError)
+			up.send(t, tt.streamError+stream.CloseTag)
+			c.expect(stream.UnitElement, tt.streamError)
 			c.expectStreamClose()
 			c.expectConnClosed()
 			up.waitClosed(t)
@@ -1054,13 +1055,13 @@ func TestStanzasArriveInOrderAndUnchangedUnderBackpressure(t *testing.T) {
 	}()
 
 	for i, want := range fromUpstream {
-		if u := c.next(); u.Kind != UnitElement || string(u.Raw) != want {
+		if u := c.next(); u.Kind != stream.UnitElement || string(u.Raw) != want {
 			t.Fatalf("client read #%d: %s %.100q..., want %.100q...", i, kindName(u.Kind), u.Raw, want)
 		}
 	}
 	for i, want := range fromClient {
 		ev := up.next(t)
-		if ev.err != nil || ev.unit.Kind != UnitElement || string(ev.unit.Raw) != want {
+		if ev.err != nil || ev.unit.Kind != stream.UnitElement || string(ev.unit.Raw) != want {
 			t.Fatalf("upstream read #%d: %s %.100q... (err %v), want %.100q...", i, kindName(ev.unit.Kind), ev.unit.Raw, ev.err, want)
 		}
 	}

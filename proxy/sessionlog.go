@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // What a session logs for its operator: one line when it starts, one when
@@ -62,7 +64,7 @@ func (s *session) logStart() {
 
 // endedWith records the stream error that ends the session; the first
 // one is the cause.
-func (s *session) endedWith(se *StreamError) {
+func (s *session) endedWith(se *stream.Error) {
 	if se != nil && s.endErr.CompareAndSwap(nil, se) {
 		s.srv.metrics.streamError(se.Condition)
 	}

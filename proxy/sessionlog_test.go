@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // logBuffer keeps what a server logged, for tests to search.
@@ -138,7 +139,7 @@ func dialCounted(t *testing.T, srv *Server) (*testClient, *countingConn) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	cc := &countingConn{Conn: conn}
-	return &testClient{t: t, conn: cc, fr: NewFramer(bufio.NewReader(cc), clientLimits)}, cc
+	return &testClient{t: t, conn: cc, fr: stream.NewFramer(bufio.NewReader(cc), clientLimits)}, cc
 }
 
 func authenticate2(mechanism, initialResponse string) string {
@@ -157,20 +158,20 @@ func bringOnline2(t *testing.T, c *testClient, up *fakeConn) {
 	// The replay comes in one write: bind, carbons, archive metadata, and
 	// without a catch-up of its own the empty archive query.
 	for _, id := range []string{idBind, idCarbons, idMetadata, idArchiveMark} {
-		if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), "id='"+id+"'") {
+		if u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), "id='"+id+"'") {
 			t.Fatalf("upstream got %q, want the Bind2 replay's %s", u.Raw, id)
 		}
 	}
 	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+ns.Bind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
 		"<iq type='result' id='"+idCarbons+"'/><iq type='result' id='"+idMetadata+"'/>")
-	if raw := c.nextOf(UnitElement); !bytes.HasPrefix(raw, []byte("<success xmlns='"+ns.SASL2+"'")) {
+	if raw := c.nextOf(stream.UnitElement); !bytes.HasPrefix(raw, []byte("<success xmlns='"+ns.SASL2+"'")) {
 		t.Fatalf("client got %q, want SASL2 <success/>", raw)
 	}
-	c.nextOf(UnitElement) // <stream:features/>
+	c.nextOf(stream.UnitElement) // <stream:features/>
 }
 
 // skipUntil reads what up receives until a unit of kind.
-func skipUntil(t *testing.T, up *fakeConn, kind UnitKind) Unit {
+func skipUntil(t *testing.T, up *fakeConn, kind stream.UnitKind) stream.Unit {
 	t.Helper()
 	for {
 		ev := up.next(t)
@@ -187,9 +188,9 @@ func skipUntil(t *testing.T, up *fakeConn, kind UnitKind) Unit {
 // stream, the upstream answers, and the client reads the answer.
 func closeBothWays(t *testing.T, c *testClient, up *fakeConn) {
 	t.Helper()
-	c.send(streamEnd)
-	skipUntil(t, up, UnitStreamClose)
-	up.send(t, streamEnd)
+	c.send(stream.CloseTag)
+	skipUntil(t, up, stream.UnitStreamClose)
+	up.send(t, stream.CloseTag)
 	c.expectStreamClose()
 }
 
@@ -206,15 +207,15 @@ func TestNoCredentialOrBodyIsLoggedAtAnyLevel(t *testing.T) {
 		"classic": func(t *testing.T, c *testClient, fake *fakeUpstream) {
 			c.openStream()
 			c.send(authPlain("alice", password))
-			c.expect(UnitElement, saslSuccess)
+			c.expect(stream.UnitElement, saslSuccess)
 			c.restartAndBind()
 			up := fake.accept(t)
 			c.send(msg)
-			if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), body) {
+			if u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), body) {
 				t.Fatalf("upstream got %q, want the message", u.Raw)
 			}
 			up.send(t, msg) // and a message to the client
-			c.expect(UnitElement, msg)
+			c.expect(stream.UnitElement, msg)
 			closeBothWays(t, c, up)
 		},
 		"2.0": func(t *testing.T, c *testClient, fake *fakeUpstream) {
@@ -223,11 +224,11 @@ func TestNoCredentialOrBodyIsLoggedAtAnyLevel(t *testing.T) {
 			up := fake.accept(t)
 			bringOnline2(t, c, up)
 			c.send(msg)
-			if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), body) {
+			if u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), body) {
 				t.Fatalf("upstream got %q, want the message", u.Raw)
 			}
 			up.send(t, msg)
-			if raw := c.nextOf(UnitElement); !strings.Contains(string(raw), body) {
+			if raw := c.nextOf(stream.UnitElement); !strings.Contains(string(raw), body) {
 				t.Fatalf("client got %q, want the message", raw)
 			}
 			closeBothWays(t, c, up)
@@ -356,9 +357,9 @@ func TestTheFail2banFilterFindsTheClientAddress(t *testing.T) {
 			c.openStream()
 			const forged = `msg="authentication failed" conn=1 remote=10.9.9.9:1 "msg":"authentication failed","conn":1,"remote":"10.9.9.9:1"`
 			c.send(authPlain(`mallory" `+forged, "wrong"))
-			c.nextOf(UnitElement) // the failure
+			c.nextOf(stream.UnitElement) // the failure
 			c.send(authPlain(forged, "secret"))
-			c.expect(UnitElement, saslSuccess)
+			c.expect(stream.UnitElement, saslSuccess)
 			if format == LogFormatJSON {
 				logs.wait(t, `"msg":"authenticated"`)
 			} else {
@@ -405,9 +406,9 @@ func TestTheSessionEndLineSaysWhatHappened(t *testing.T) {
 		{"the upstream dropped", func(t *testing.T, c *testClient, fake *fakeUpstream, _ *Server) {
 			c.login()
 			fake.accept(t).drop()
-			c.expectStreamError(CondRemoteConnectionFailed)
+			c.expectStreamError(stream.CondRemoteConnectionFailed)
 			c.expectStreamClose()
-		}, kindClassic, "stream error: " + CondRemoteConnectionFailed},
+		}, kindClassic, "stream error: " + stream.CondRemoteConnectionFailed},
 		{"the client vanished", func(t *testing.T, c *testClient, fake *fakeUpstream, _ *Server) {
 			c.login()
 			up := fake.accept(t)
@@ -417,13 +418,13 @@ func TestTheSessionEndLineSaysWhatHappened(t *testing.T) {
 		{"the proxy shut down", func(t *testing.T, c *testClient, _ *fakeUpstream, srv *Server) {
 			c.login()
 			go func() { _ = srv.Shutdown(context.Background()) }()
-			c.expectStreamError(CondSystemShutdown)
-		}, kindClassic, "stream error: " + CondSystemShutdown},
+			c.expectStreamError(stream.CondSystemShutdown)
+		}, kindClassic, "stream error: " + stream.CondSystemShutdown},
 		{"a domain the proxy does not serve", func(t *testing.T, c *testClient, _ *fakeUpstream, _ *Server) {
 			c.send(strings.Replace(testHeader, "to='localhost'", "to='elsewhere.example'", 1))
-			c.nextOf(UnitStreamOpen)
-			c.expectStreamError(CondHostUnknown)
-		}, kindNone, "stream error: " + CondHostUnknown},
+			c.nextOf(stream.UnitStreamOpen)
+			c.expectStreamError(stream.CondHostUnknown)
+		}, kindNone, "stream error: " + stream.CondHostUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

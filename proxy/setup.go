@@ -11,6 +11,7 @@ import (
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // archiveSync is one MAM catch-up: the account's or a room's.
@@ -165,7 +166,7 @@ func (st *setupState) run(deadline time.Time) error {
 				return fmt.Errorf("%w: %w", ErrUpstream, err)
 			}
 			if st.wantSM {
-				st.out.upOut += countStanzas(st.followUp)
+				st.out.upOut += stream.CountStanzas(st.followUp)
 			}
 			st.followUp = nil
 		}
@@ -187,10 +188,10 @@ func (st *setupState) run(deadline time.Time) error {
 			}
 			return fmt.Errorf("%w: during bind: %w", ErrUpstream, err)
 		}
-		if u.Kind == UnitStreamClose {
+		if u.Kind == stream.UnitStreamClose {
 			return fmt.Errorf("%w: closed the stream during bind", ErrUpstream)
 		}
-		if u.Kind == UnitElement {
+		if u.Kind == stream.UnitElement {
 			if err := st.dispatch(u.Raw); err != nil {
 				return err
 			}
@@ -222,8 +223,8 @@ func (st *setupState) giveUp() {
 }
 
 func (st *setupState) dispatch(raw []byte) error {
-	name, xmlns := elementName(raw)
-	if st.out.smID != "" && isStanza(name) {
+	name, xmlns := stream.ElementName(raw)
+	if st.out.smID != "" && stream.IsStanza(name) {
 		st.out.upIn++
 	}
 	switch {
@@ -247,9 +248,9 @@ func (st *setupState) onSM(name string, raw []byte) error {
 	switch name {
 	case "enabled":
 		st.gotSM = true
-		start, _ := startOf(raw)
-		st.out.smID = attr(start, "id")
-		st.out.smResume = attr(start, "resume") == "true" || attr(start, "resume") == "1"
+		start, _ := stream.StartOf(raw)
+		st.out.smID = stream.StartAttr(start, "id")
+		st.out.smResume = stream.StartAttr(start, "resume") == "true" || stream.StartAttr(start, "resume") == "1"
 	case "failed":
 		st.gotSM = true
 	case "r":
@@ -261,8 +262,8 @@ func (st *setupState) onSM(name string, raw []byte) error {
 }
 
 func (st *setupState) onIQ(raw []byte) {
-	start, _ := startOf(raw)
-	id, typ := attr(start, "id"), attr(start, "type")
+	start, _ := stream.StartOf(raw)
+	id, typ := stream.StartAttr(start, "id"), stream.StartAttr(start, "type")
 	switch {
 	case id == idBind:
 		st.gotBind = true
@@ -307,7 +308,7 @@ func (st *setupState) onIQ(raw []byte) {
 func (st *setupState) onMetadata(raw []byte, typ string) {
 	if typ == "result" {
 		st.meta.edges = archiveEdges{}
-		if m := childElement(raw, ns.MAM, "metadata"); m != nil {
+		if m := stream.ChildElement(raw, ns.MAM, "metadata"); m != nil {
 			st.meta.edges = parseMetadata(m)
 		}
 		st.meta.done = true
@@ -347,15 +348,15 @@ func (st *setupState) onMessage(raw []byte) {
 // joined, a presence error means the join failed. Every presence,
 // including the self-presence, is also live traffic for the client.
 func (st *setupState) onPresence(raw []byte) {
-	start, _ := startOf(raw)
-	from := attr(start, "from")
+	start, _ := stream.StartOf(raw)
+	from := stream.StartAttr(start, "from")
 	bareFrom, nick, _ := strings.Cut(from, "/")
 	for _, j := range st.joins {
 		if j.done || !strings.EqualFold(bareFrom, j.room) {
 			continue
 		}
 		switch {
-		case attr(start, "type") == "error":
+		case stream.StartAttr(start, "type") == "error":
 			j.done = true
 			j.errXML = errorChild(raw)
 			return // the client learns it from <join-failed/>
@@ -394,7 +395,7 @@ func isSelfPresence(raw []byte) bool {
 
 // errorChild returns the <error/> element of a stanza, or a generic one.
 func errorChild(raw []byte) []byte {
-	if e := childElement(raw, ns.Client, "error"); e != nil {
+	if e := stream.ChildElement(raw, ns.Client, "error"); e != nil {
 		return bytes.Clone(e)
 	}
 	return []byte("<error type='cancel'><undefined-condition xmlns='" + ns.Stanzas + "'/></error>")
@@ -415,16 +416,16 @@ func (st *setupState) appendBound(b []byte) []byte {
 	for _, j := range st.joins {
 		if j.errXML != nil {
 			b = append(b, "<join-failed xmlns='"+ns.XMPP2+"' room='"...)
-			b = appendEscaped(b, j.req.Room)
+			b = stream.AppendEscaped(b, j.req.Room)
 			b = append(b, "'>"...)
 			b = append(b, clientError(j.errXML)...)
 			b = append(b, "</join-failed>"...)
 			continue
 		}
 		b = append(b, "<joined xmlns='"+ns.XMPP2+"' room='"...)
-		b = appendEscaped(b, j.req.Room)
+		b = stream.AppendEscaped(b, j.req.Room)
 		b = append(b, "' nick='"...)
-		b = appendEscaped(b, j.nick)
+		b = stream.AppendEscaped(b, j.nick)
 		b = append(b, "'/>"...)
 	}
 	return b
@@ -432,9 +433,9 @@ func (st *setupState) appendBound(b []byte) []byte {
 
 func appendMetaItem(b []byte, name, id, ts string) []byte {
 	b = append(b, "<"+name+" id='"...)
-	b = appendEscaped(b, id)
+	b = stream.AppendEscaped(b, id)
 	b = append(b, "' timestamp='"...)
-	b = appendEscaped(b, ts)
+	b = stream.AppendEscaped(b, ts)
 	return append(b, "'/>"...)
 }
 
@@ -445,12 +446,12 @@ func appendMetaItem(b []byte, name, id, ts string) []byte {
 func appendPending(b []byte, pending [][]byte) ([]byte, [][]byte) {
 	var sent [][]byte
 	for _, p := range pending {
-		name, _ := elementName(p)
+		name, _ := stream.ElementName(p)
 		if string(name) == "message" {
 			p = entering(p) // live traffic: the entering rules, as in the relay
 		}
 		b = append(b, p...)
-		if isStanza(name) {
+		if stream.IsStanza(name) {
 			sent = append(sent, p)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // wsTestClient drives the proxy's WebSocket listener message by message.
@@ -182,10 +183,10 @@ func TestWebSocketClassicSessionRelaysAndClosesWithClose(t *testing.T) {
 		t.Fatalf("client read %q", m)
 	}
 	c.send("<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>")
-	up.expect(t, UnitElement, "<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>")
+	up.expect(t, stream.UnitElement, "<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>")
 	c.send(wsCloseMsg)
-	up.expect(t, UnitStreamClose, streamEnd)
-	up.send(t, streamEnd)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
+	up.send(t, stream.CloseTag)
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
 	}
@@ -223,8 +224,8 @@ func TestWebSocketMessageOverTheStanzaLimitGetsPolicyViolation(t *testing.T) {
 			// The proxy may stop reading before the whole message is in.
 			_ = c.ws.Write(ctx, websocket.MessageText, []byte("<message xmlns='jabber:client'><body>"+pad+"</body></message>"))
 			m := c.expectPrefix("<stream:error xmlns:stream=")
-			if !strings.Contains(m, "<"+CondPolicyViolation+" ") {
-				t.Fatalf("stream error %q, want %s", m, CondPolicyViolation)
+			if !strings.Contains(m, "<"+stream.CondPolicyViolation+" ") {
+				t.Fatalf("stream error %q, want %s", m, stream.CondPolicyViolation)
 			}
 			if m := c.next(); m != wsCloseMsg {
 				t.Fatalf("client read %q, want close", m)
@@ -247,8 +248,8 @@ func TestWebSocketShutdownSendsSystemShutdownThenClose(t *testing.T) {
 		done <- srv.Shutdown(ctx)
 	}()
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondSystemShutdown) {
-		t.Fatalf("stream error %q, want %s", m, CondSystemShutdown)
+	if !strings.Contains(m, stream.CondSystemShutdown) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondSystemShutdown)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
@@ -262,7 +263,7 @@ func TestWebSocketShutdownSendsSystemShutdownThenClose(t *testing.T) {
 func TestWebSocketSessionsNeverParkOnTheSocket(t *testing.T) {
 	// Parking reads the kernel socket under the leg's buffers; under a
 	// WebSocket the library owns the socket and its frames.
-	if p := newParking(new(wsconn.Conn), nil); p.raw != nil {
+	if p := stream.NewParking(new(wsconn.Conn), nil); p.Enabled() {
 		t.Fatal("a WebSocket leg would park on a raw socket")
 	}
 }
@@ -281,8 +282,8 @@ func TestWebSocketIdleTimeoutStillWritesItsStreamError(t *testing.T) {
 	c.login()
 	fake.accept(t)
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondConnectionTimeout) {
-		t.Fatalf("stream error %q, want %s", m, CondConnectionTimeout)
+	if !strings.Contains(m, stream.CondConnectionTimeout) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondConnectionTimeout)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
@@ -303,8 +304,8 @@ func TestWebSocketBinaryMessageIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondNotWellFormed) {
-		t.Fatalf("stream error %q, want %s", m, CondNotWellFormed)
+	if !strings.Contains(m, stream.CondNotWellFormed) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondNotWellFormed)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
@@ -369,8 +370,8 @@ func TestWebSocketShutdownDuringNegotiationSendsSystemShutdown(t *testing.T) {
 	// The session waits in a read: the shutdown moves its deadline, and
 	// the connection must still carry the stream error.
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondSystemShutdown) {
-		t.Fatalf("stream error %q, want %s", m, CondSystemShutdown)
+	if !strings.Contains(m, stream.CondSystemShutdown) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondSystemShutdown)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"testing"
@@ -25,16 +25,16 @@ func TestElementName(t *testing.T) {
 		{"<a xmlns='urn:xmpp:sm&#58;3' h='1'/>", "a", ns.SM},
 	}
 	for _, tc := range tests {
-		name, xmlns := elementName([]byte(tc.raw))
+		name, xmlns := ElementName([]byte(tc.raw))
 		if string(name) != tc.name || string(xmlns) != tc.xmlns {
-			t.Errorf("elementName(%s) = %q %q, want %q %q", tc.raw, name, xmlns, tc.name, tc.xmlns)
+			t.Errorf("ElementName(%s) = %q %q, want %q %q", tc.raw, name, xmlns, tc.name, tc.xmlns)
 		}
 	}
 }
 
 func TestElementNameDoesNotAllocate(t *testing.T) {
 	raw := []byte("<a xmlns='urn:xmpp:sm:3' h='12'/>")
-	if n := testing.AllocsPerRun(100, func() { elementName(raw) }); n != 0 {
-		t.Fatalf("elementName allocates %v times", n)
+	if n := testing.AllocsPerRun(100, func() { ElementName(raw) }); n != 0 {
+		t.Fatalf("ElementName allocates %v times", n)
 	}
 }

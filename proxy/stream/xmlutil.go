@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"bytes"
@@ -8,14 +8,14 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
-// streamEnd closes a stream.
-const streamEnd = "</stream:stream>"
+// CloseTag closes a stream (RFC 6120 section 4.4).
+const CloseTag = "</stream:stream>"
 
-// startOf decodes the start tag of a framed unit. The framer has already
+// StartOf decodes the start tag of a framed unit. The framer has already
 // bounded the unit, so decoding it is cheap and safe. An element without its
 // own xmlns inherits jabber:client; the "stream" prefix maps to the streams
 // namespace because both legs declare it on the stream header.
-func startOf(raw []byte) (xml.StartElement, error) {
+func StartOf(raw []byte) (xml.StartElement, error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	for {
 		tok, err := d.RawToken()
@@ -31,7 +31,7 @@ func startOf(raw []byte) (xml.StartElement, error) {
 		case "stream":
 			start.Name.Space = ns.Stream
 		case "":
-			start.Name.Space = attr(start, "xmlns")
+			start.Name.Space = StartAttr(start, "xmlns")
 			if start.Name.Space == "" {
 				start.Name.Space = ns.Client
 			}
@@ -42,8 +42,8 @@ func startOf(raw []byte) (xml.StartElement, error) {
 	}
 }
 
-// attr returns the value of the unprefixed attribute local, or "".
-func attr(start xml.StartElement, local string) string {
+// StartAttr returns the value of the unprefixed attribute local, or "".
+func StartAttr(start xml.StartElement, local string) string {
 	for _, a := range start.Attr {
 		if a.Name.Space == "" && a.Name.Local == local {
 			return a.Value
@@ -52,13 +52,13 @@ func attr(start xml.StartElement, local string) string {
 	return ""
 }
 
-// childElement returns the first direct child of the unit's top element
+// ChildElement returns the first direct child of the unit's top element
 // with the namespace space and the local name local, as the bytes that
 // arrived, or nil. A child without a namespace of its own is in
 // jabber:client, the stream's default. It decodes rather than searching
 // for "<local", so that what it returns is always one whole element, fit
 // to be copied into one the proxy writes.
-func childElement(raw []byte, space, local string) []byte {
+func ChildElement(raw []byte, space, local string) []byte {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	depth := 0
 	for {
@@ -94,45 +94,53 @@ func prefixedAttr(start xml.StartElement, prefix, local string) string {
 	return ""
 }
 
-// streamHeader is what the proxy reads from a stream open tag.
-type streamHeader struct {
-	to, from, id, version, lang string
+// Header is what the proxy reads from a stream open tag (RFC 6120
+// section 4.7): its attributes, references resolved, "" where absent.
+type Header struct {
+	// To and From are the addresses the initiating entity gave.
+	To, From string
+	// ID is the stream id the receiving entity gave.
+	ID string
+	// Version is the XMPP version; ParseHeader accepts "1.0" only.
+	Version string
+	// Lang is xml:lang, the default language of the stream's text.
+	Lang string
 }
 
-// parseStreamHeader validates a <stream:stream> open tag (RFC 6120 4.7, 4.8).
-func parseStreamHeader(raw []byte) (streamHeader, error) {
+// ParseHeader validates a <stream:stream> open tag (RFC 6120 4.7, 4.8).
+func ParseHeader(raw []byte) (Header, error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	for {
 		tok, err := d.RawToken()
 		if err != nil {
-			return streamHeader{}, streamErr(CondNotWellFormed, "bad stream header")
+			return Header{}, NewError(CondNotWellFormed, "bad stream header")
 		}
 		start, ok := tok.(xml.StartElement)
 		if !ok {
 			continue
 		}
 		if start.Name.Space != "stream" || start.Name.Local != "stream" {
-			return streamHeader{}, streamErr(CondInvalidNamespace, "the stream element must be stream:stream")
+			return Header{}, NewError(CondInvalidNamespace, "the stream element must be stream:stream")
 		}
 		if prefixedAttr(start, "xmlns", "stream") != ns.Stream {
-			return streamHeader{}, streamErr(CondInvalidNamespace, "the stream prefix must be bound to "+ns.Stream)
+			return Header{}, NewError(CondInvalidNamespace, "the stream prefix must be bound to "+ns.Stream)
 		}
-		if attr(start, "xmlns") != ns.Client {
-			return streamHeader{}, streamErr(CondInvalidNamespace, "the default namespace must be jabber:client")
+		if StartAttr(start, "xmlns") != ns.Client {
+			return Header{}, NewError(CondInvalidNamespace, "the default namespace must be jabber:client")
 		}
-		h := streamHeader{
-			to: attr(start, "to"), from: attr(start, "from"), id: attr(start, "id"),
-			version: attr(start, "version"), lang: prefixedAttr(start, "xml", "lang"),
+		h := Header{
+			To: StartAttr(start, "to"), From: StartAttr(start, "from"), ID: StartAttr(start, "id"),
+			Version: StartAttr(start, "version"), Lang: prefixedAttr(start, "xml", "lang"),
 		}
-		if h.version != "1.0" {
-			return h, streamErr(CondUnsupportedVersion, "only XMPP version 1.0 streams are supported")
+		if h.Version != "1.0" {
+			return h, NewError(CondUnsupportedVersion, "only XMPP version 1.0 streams are supported")
 		}
 		return h, nil
 	}
 }
 
-// appendStreamHeader writes an open tag with the declarations both legs use.
-func appendStreamHeader(b []byte, to, from, id, lang string) []byte {
+// AppendHeader writes an open tag with the declarations both legs use.
+func AppendHeader(b []byte, to, from, id, lang string) []byte {
 	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='"+ns.Client+"' xmlns:stream='"+ns.Stream+"' version='1.0'"...)
 	for _, a := range [][2]string{{"to", to}, {"from", from}, {"id", id}, {"xml:lang", lang}} {
 		if a[1] == "" {
@@ -141,7 +149,7 @@ func appendStreamHeader(b []byte, to, from, id, lang string) []byte {
 		b = append(b, ' ')
 		b = append(b, a[0]...)
 		b = append(b, "='"...)
-		b = appendEscaped(b, a[1])
+		b = AppendEscaped(b, a[1])
 		b = append(b, '\'')
 	}
 	return append(b, '>')
