@@ -80,7 +80,7 @@ type boundSession struct {
 // the initial presence. It then reads until every answer is in.
 func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error) {
 	up := s.up
-	if err := writeAll(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
+	if err := writeDirect(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	up.fr.Reset(nil)
@@ -123,7 +123,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	if feats.SM != nil {
 		st.out.upOut = stream.CountStanzas(req[enableEnd:])
 	}
-	if err := writeAll(up.conn, req); err != nil {
+	if err := writeDirect(up.conn, req); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	if err := st.run(s.handshakeDeadline); err != nil {

@@ -33,7 +33,7 @@ func clientSpillBytes(l LimitsConfig) int {
 
 // offer queues b for a leg that is never waited on; see clientTooSlow.
 func (r *relay) offer(dst *relayLeg, b []byte) {
-	if b != nil && dst.idx == 0 && r.detached() {
+	if b != nil && dst.side == clientSide && r.detached() {
 		// Not a stanza (those go through toClient, which keeps them for
 		// the replay): a keepalive or an ack meant for a gone client.
 		return
@@ -89,7 +89,7 @@ const askGrace = 30 * time.Second
 // reports whether reading goes on.
 func (r *relay) askSilentClient(src *relayLeg, err error) bool {
 	v := r.s.v2
-	if src.idx != 0 || v == nil || src.asked || !isTimeout(err) || stream.AsError(err) != nil {
+	if src.side != clientSide || v == nil || src.asked || !isTimeout(err) || stream.AsError(err) != nil {
 		return false
 	}
 	if !v.smEnabled() || r.s.ctx.Err() != nil {

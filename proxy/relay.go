@@ -49,7 +49,7 @@ type relay struct {
 }
 
 type relayLeg struct {
-	idx  int // 0 client, 1 upstream
+	side legSide
 	conn net.Conn
 	fr   *stream.Framer
 	park *stream.Parking
@@ -101,9 +101,9 @@ func (s *session) startRelay() bool {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
 		s: s,
-		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: stream.NewParking(s.rawConn, s.rec), out: queue{size: q},
+		client: relayLeg{side: clientSide, conn: s.conn, fr: s.fr, park: stream.NewParking(s.rawConn, s.rec), out: queue{size: q},
 			idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
-		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: stream.NewParking(s.up.sock, s.up.rec), out: queue{size: q}},
+		up: relayLeg{side: upstreamSide, conn: s.up.conn, fr: s.up.fr, park: stream.NewParking(s.up.sock, s.up.rec), out: queue{size: q}},
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
@@ -180,12 +180,12 @@ func (r *relay) kick(l *relayLeg) {
 		r.mu.Unlock()
 		return
 	}
-	if l.idx == 0 {
+	if l.side == clientSide {
 		r.clientWG.Add(1)
 	}
 	r.mu.Unlock()
 	r.spawn(func() {
-		if l.idx == 0 {
+		if l.side == clientSide {
 			defer r.clientWG.Done()
 		}
 		r.writeLoop(l, gone)
@@ -313,7 +313,7 @@ func (r *relay) endBeforeRebind(d time.Duration) {
 }
 
 func (r *relay) other(l *relayLeg) *relayLeg {
-	if l.idx == 0 {
+	if l.side == clientSide {
 		return &r.up
 	}
 	return &r.client
@@ -373,7 +373,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 		if src.asked { // it answered: the full idle timeout again
 			src.asked, src.idleSet = false, time.Time{}
 		}
-		out := r.keep(src, u)
+		out := r.toForward(src, u)
 		src.batch = append(src.batch, out...) // a copy: out may be the framer's
 		last, err := r.coalesce(src)
 		if !r.flushBatch(src) {
@@ -407,7 +407,7 @@ func (r *relay) coalesce(src *relayLeg) (stream.UnitKind, error) {
 		if u.Kind == stream.UnitStreamClose {
 			return stream.UnitStreamClose, nil
 		}
-		out := r.keep(src, u) // before reading src.batch: keep may flush it
+		out := r.toForward(src, u) // before reading src.batch: toForward may flush it
 		src.batch = append(src.batch, out...)
 	}
 	return stream.UnitElement, nil
@@ -426,23 +426,23 @@ func (r *relay) flushBatch(src *relayLeg) bool {
 	return r.send(r.other(src), b)
 }
 
-// keep runs the session's filter on an element from src and returns what
-// to forward.
-func (r *relay) keep(src *relayLeg, u stream.Unit) []byte {
+// toForward runs the session's filter on a unit from src and returns what
+// to forward to the other leg; nothing when it is empty.
+func (r *relay) toForward(src *relayLeg, u stream.Unit) []byte {
 	if u.Kind != stream.UnitElement {
 		return u.Raw
 	}
 	// Counted once the filter has run: a 2.0 stanza is then on its way.
-	defer r.s.srv.metrics.stanza(src.idx, u.Raw)
+	defer r.s.srv.metrics.stanza(src.side, u.Raw)
 	if r.filter == nil {
-		if src.idx == 1 {
+		if src.side == upstreamSide {
 			r.classicUpstream(u.Raw)
 		} else {
 			r.classicClient(u.Raw)
 		}
 		return u.Raw
 	}
-	if src.idx == 0 {
+	if src.side == clientSide {
 		return r.filter.fromClient(r, u.Raw)
 	}
 	return r.filter.fromUpstream(r, u.Raw)
@@ -579,7 +579,7 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 			l.writing.Store(false)
 			return
 		}
-		if l.idx == 0 && r.s.v2 != nil {
+		if l.side == clientSide && r.s.v2 != nil {
 			r.s.v2.pokeCatchup(r) // without SM, a written page is a taken one
 		}
 		if stop {
@@ -607,7 +607,7 @@ func (r *relay) write(l *relayLeg, b []byte) bool {
 		}
 		return false
 	}
-	r.s.stats.wrote(l.idx, len(b))
+	r.s.stats.wrote(l.side, len(b))
 	return true
 }
 
@@ -636,7 +636,7 @@ func (r *relay) claimEnd(n int) bool {
 func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
 	live := legs[:0:0]
 	for _, l := range legs {
-		if l.idx == 1 || !r.detached() {
+		if l.side == upstreamSide || !r.detached() {
 			live = append(live, l)
 		}
 	}
@@ -683,13 +683,13 @@ func (r *relay) peerClosed(src *relayLeg) {
 	dst := r.other(src)
 	r.send(dst, []byte(stream.CloseTag))
 	r.mu.Lock()
-	r.closedIn[src.idx] = true
-	both := r.closedIn[dst.idx]
+	r.closedIn[src.side] = true
+	both := r.closedIn[dst.side]
 	r.mu.Unlock()
 	switch {
 	case both:
 		r.endAfterFlush(&r.client, &r.up)
-	case src.idx == 1:
+	case src.side == upstreamSide:
 		// The upstream ended the stream; the client need not answer.
 		r.endAfterFlush(&r.client)
 	default:
@@ -713,11 +713,11 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 	if r.s.ctx.Err() != nil {
 		return // the session is ending and closed this socket
 	}
-	if src.idx == 0 && r.detached() {
+	if src.side == clientSide && r.detached() {
 		return // this client leg is gone; the session waits for a resume
 	}
 	se := stream.AsError(err)
-	if src.idx == 1 {
+	if src.side == upstreamSide {
 		r.s.log.Info("upstream failed", "err", err)
 		text := "the upstream server closed the connection"
 		if se != nil {
@@ -760,10 +760,10 @@ func (r *relay) writeFailed(l *relayLeg, err error) bool {
 		// still counts and no sender blocks on it.
 		return true
 	}
-	if l.idx == 0 && (r.detached() || r.tryDetach()) {
+	if l.side == clientSide && (r.detached() || r.tryDetach()) {
 		return false // the client vanished: the session waits for it
 	}
-	r.s.log.Info("write failed", "leg", []string{"client", "upstream"}[l.idx], "err", err)
+	r.s.log.Info("write failed", "leg", l.side.String(), "err", err)
 	r.s.cancel(err)
 	return false
 }

@@ -126,7 +126,7 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	up := s.up
 	s.up, s.handedOff = nil, true
 	s.mu.Unlock()
-	_ = writeAll(up.conn, []byte(stream.CloseTag))
+	_ = writeDirect(up.conn, []byte(stream.CloseTag))
 	up.conn.Close()
 	s.log.Info("2.0 session resumed", "previd", prev.PrevID)
 	return true
@@ -147,7 +147,7 @@ func (s *session) relaySASL2Response() error {
 	default:
 		return stream.NewError(stream.CondNotAuthorized, "expected a SASL2 response")
 	}
-	if err := writeAll(s.up.conn, out); err != nil {
+	if err := writeDirect(s.up.conn, out); err != nil {
 		return fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	return nil

@@ -39,9 +39,9 @@ type sessionStats struct {
 }
 
 // wrote counts n bytes written to a relay leg's peer; only the client leg
-// (0) is counted.
-func (st *sessionStats) wrote(leg, n int) {
-	if leg == 0 {
+// is counted.
+func (st *sessionStats) wrote(leg legSide, n int) {
+	if leg == clientSide {
 		st.toClient.Add(int64(n))
 	}
 }
@@ -124,7 +124,7 @@ func (s *session) outcome() (label, text string) {
 	s.mu.Unlock()
 	if r != nil {
 		r.mu.Lock()
-		client, upstream := r.closedIn[0], r.closedIn[1]
+		client, upstream := r.closedIn[clientSide], r.closedIn[upstreamSide]
 		r.mu.Unlock()
 		switch {
 		case client && upstream:

@@ -114,7 +114,7 @@ func (s *Server) negotiateUpstream(ctx context.Context, conn net.Conn, domain, l
 }
 
 func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, lang string) (upstreamFeatures, error) {
-	if err := writeAll(up.conn, []byte("<starttls xmlns='"+ns.TLS+"'/>")); err != nil {
+	if err := writeDirect(up.conn, []byte("<starttls xmlns='"+ns.TLS+"'/>")); err != nil {
 		return upstreamFeatures{}, err
 	}
 	u, err := up.fr.Next()
@@ -140,7 +140,7 @@ func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, la
 // openStream sends a stream header and reads the reply header and features.
 func (up *upstreamLeg) openStream(domain, lang string) (upstreamFeatures, error) {
 	var feats upstreamFeatures
-	if err := writeAll(up.conn, stream.AppendHeader(nil, domain, "", "", lang)); err != nil {
+	if err := writeDirect(up.conn, stream.AppendHeader(nil, domain, "", "", lang)); err != nil {
 		return feats, err
 	}
 	raw, _, err := up.readHeaderAndFeatures()
@@ -198,7 +198,12 @@ func (s *Server) upstreamLimits() stream.Limits {
 	}
 }
 
-func writeAll(conn net.Conn, b []byte) error {
+// writeDirect writes b to the upstream connection itself, not through a
+// relay leg's queue: for negotiation and Bind2 setup, which run before the
+// relay owns the connection, and for the last </stream:stream> on one no
+// relay writer serves. net.Conn.Write writes all of b or fails, so only
+// the error is kept.
+func writeDirect(conn net.Conn, b []byte) error {
 	_, err := conn.Write(b)
 	return err
 }
