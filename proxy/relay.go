@@ -239,10 +239,10 @@ func (r *relay) tryDetach() bool {
 	return true
 }
 
-// attach gives a detached session the connection of a client that resumed
-// it: the unacked stanzas are replayed after the greeting, then the client
-// leg runs again. It reports false when the session can no longer resume.
-func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []byte) bool {
+// attach gives a detached session the connection of resumed, the new
+// session of a client that resumed it: the unacked stanzas are replayed
+// after the greeting, then the client leg runs again. It reports false when the session can no longer resume.
+func (r *relay) attach(resumed *session, h uint32, success func(*session2, []byte) []byte) bool {
 	r.clientWG.Wait() // the old client leg's reader and writer are gone
 	r.client.dead.Store(false)
 	r.mu.Lock()
@@ -268,12 +268,12 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	}
 	s := r.s
 	s.mu.Lock()
-	s.rawConn, s.conn, s.rec, s.fr = ns.rawConn, ns.conn, ns.rec, ns.fr
+	s.rawConn, s.conn, s.rec, s.fr = resumed.rawConn, resumed.conn, resumed.rec, resumed.fr
 	s.mu.Unlock()
-	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, stream.NewParking(ns.rawConn, ns.rec)
+	r.client.conn, r.client.fr, r.client.park = resumed.conn, resumed.fr, stream.NewParking(resumed.rawConn, resumed.rec)
 	// What the new connection reads counts in this session's end line.
-	ns.fr.CountInto(&s.stats.fromClient)
-	_ = ns.writeClient(greeting) // a failure shows up in the new writer
+	resumed.fr.CountInto(&s.stats.fromClient)
+	_ = resumed.writeClient(greeting) // a failure shows up in the new writer
 	r.startClient()
 	v.pokeCatchup(r) // a catch-up that waited for the client to come back
 	return true
