@@ -7,26 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-)
 
-// Namespaces the delivery rules look at.
-const (
-	nsClient  = "jabber:client"
-	nsCarbons = "urn:xmpp:carbons:2"                  // XEP-0280
-	nsForward = "urn:xmpp:forward:0"                  // XEP-0297
-	nsMAM     = "urn:xmpp:mam:2"                      // XEP-0313
-	nsSID     = "urn:xmpp:sid:0"                      // XEP-0359
-	nsHints   = "urn:xmpp:hints"                      // XEP-0334
-	nsMUCUser = "http://jabber.org/protocol/muc#user" // XEP-0045
-	nsXMPP2   = "urn:xmpp:xmpp2:0"                    // the contract
-
-	// Archivable content besides <body/> and <subject/>: the same list as
-	// package rewrite.
-	nsReact   = "urn:xmpp:reactions:0"       // XEP-0444
-	nsOOB     = "jabber:x:oob"               // XEP-0066
-	nsInvite  = "jabber:x:conference"        // XEP-0249
-	nsCorrect = "urn:xmpp:message-correct:0" // XEP-0308
-	nsRetract = "urn:xmpp:message-retract:1" // XEP-0424
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // ErrNotMessage is returned by [Account.Observe] for a stanza whose top-level
@@ -122,17 +104,17 @@ func wrapSyntax(err error) error {
 	return fmt.Errorf("carbonsim: malformed stanza: %w", err)
 }
 
-func isClient(space string) bool { return space == "" || space == nsClient }
+func isClient(space string) bool { return space == "" || space == ns.Client }
 
 // wrapperForm recognises the first-level children that wrap a forwarded
 // message.
 func wrapperForm(n xml.Name) form {
 	switch {
-	case n.Space == nsCarbons && n.Local == "received":
+	case n.Space == ns.Carbons && n.Local == "received":
 		return received
-	case n.Space == nsCarbons && n.Local == "sent":
+	case n.Space == ns.Carbons && n.Local == "sent":
 		return sent
-	case n.Space == nsMAM && n.Local == "result":
+	case n.Space == ns.MAM && n.Local == "result":
 		return result
 	}
 	return plain
@@ -156,7 +138,7 @@ func (p *parsed) readWrapper(d *xml.Decoder, raw []byte, account string) error {
 			depth--
 		case xml.StartElement:
 			switch {
-			case depth == 0 && t.Name.Space == nsForward && t.Name.Local == "forwarded":
+			case depth == 0 && t.Name.Space == ns.Forward && t.Name.Local == "forwarded":
 				depth++
 			case depth == 1 && p.innerRaw == nil && t.Name.Local == "message" && isClient(t.Name.Space):
 				p.inner.attrs(t, account)
@@ -202,7 +184,7 @@ func (m *msg) children(d *xml.Decoder) error {
 // child notes one child element of a message and skips its content.
 func (m *msg) child(d *xml.Decoder, t xml.StartElement) error {
 	switch t.Name.Space {
-	case nsSID:
+	case ns.StanzaID:
 		switch t.Name.Local {
 		case "stanza-id":
 			if m.sid == "" && attr(t, "by") == m.sidBy {
@@ -213,24 +195,24 @@ func (m *msg) child(d *xml.Decoder, t xml.StartElement) error {
 				m.oid = attr(t, "id")
 			}
 		}
-	case nsCarbons:
+	case ns.Carbons:
 		m.private = m.private || t.Name.Local == "private"
-	case nsHints:
+	case ns.Hints:
 		m.noCopy = m.noCopy || t.Name.Local == "no-copy"
 		m.archivable = m.archivable || t.Name.Local == "store"
-	case nsMUCUser:
+	case ns.MUCUser:
 		m.mucUser = m.mucUser || t.Name.Local == "x"
-	case nsXMPP2:
+	case ns.XMPP2:
 		m.xmpp2 = m.xmpp2 || t.Name.Local == "xmpp-2"
-	case "", nsClient:
+	case "", ns.Client:
 		m.archivable = m.archivable || t.Name.Local == "body" || t.Name.Local == "subject"
-	case nsReact:
+	case ns.Reactions:
 		m.archivable = m.archivable || t.Name.Local == "reactions"
-	case nsOOB, nsInvite:
+	case ns.OOB, ns.Conference:
 		m.archivable = m.archivable || t.Name.Local == "x"
-	case nsCorrect:
+	case ns.Correct:
 		m.archivable = m.archivable || t.Name.Local == "replace"
-	case nsRetract:
+	case ns.Retract:
 		m.archivable = m.archivable || t.Name.Local == "retract"
 	}
 	if err := d.Skip(); err != nil {

@@ -3,6 +3,9 @@ package proxy
 import (
 	"bytes"
 	"strings"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // abandonedQueries names the setup queries a 2.0 session gave up on
@@ -29,20 +32,20 @@ func (a *abandonedQueries) late(name, raw []byte) bool {
 	}
 	switch string(name) {
 	case "message":
-		if !bytes.Contains(raw, []byte(nsMAM)) {
+		if !bytes.Contains(raw, []byte(ns.MAM)) {
 			return false
 		}
 		res, ok := parseMAMResult(raw)
 		return ok && a.hasQueryID(res.queryID)
 	case "iq":
-		start, err := startOf(raw)
+		start, err := stream.StartOf(raw)
 		if err != nil {
 			return false
 		}
-		if typ := attr(start, "type"); typ != "result" && typ != "error" {
+		if typ := stream.StartAttr(start, "type"); typ != "result" && typ != "error" {
 			return false
 		}
-		id := attr(start, "id")
+		id := stream.StartAttr(start, "id")
 		for _, p := range a.idPrefixes {
 			if strings.HasPrefix(id, p) {
 				return true

@@ -1,6 +1,10 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
+)
 
 func TestLateAnswersToAnAbandonedSetupQueryNeverReachTheClient(t *testing.T) {
 	ab := &abandonedQueries{}
@@ -24,7 +28,7 @@ func TestLateAnswersToAnAbandonedSetupQueryNeverReachTheClient(t *testing.T) {
 			"<message from='bob@localhost/x' type='chat'><body>hi</body></message>", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			name, _ := elementName([]byte(tc.raw))
+			name, _ := stream.ElementName([]byte(tc.raw))
 			if got := ab.late(name, []byte(tc.raw)); got != tc.late {
 				t.Fatalf("late = %v, want %v", got, tc.late)
 			}

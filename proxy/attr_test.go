@@ -6,7 +6,9 @@ import (
 	"io"
 	"testing"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // The stanza that fooled the proxy's old byte sniffing: the id holds a
@@ -68,13 +70,13 @@ func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
 		{"a > inside a quoted value does not end the tag: the to after it is read",
 			bounceIfUnbound(v, []byte(`<message id='a>b' to='bob@localhost/gone'/>`)) != nil},
 		{"the SM counter is read with its references resolved",
-			attrString([]byte(`<a xmlns='urn:xmpp:sm:3' h='1&#48;'/>`), "h") == "10"},
+			stream.AttrString([]byte(`<a xmlns='urn:xmpp:sm:3' h='1&#48;'/>`), "h") == "10"},
 		{"a missing attribute reads as empty and absent",
-			attrString([]byte(`<r xmlns='urn:xmpp:sm:3'/>`), "h") == "" && !hasAttr([]byte(`<r xmlns='urn:xmpp:sm:3'/>`), "h")},
+			stream.AttrString([]byte(`<r xmlns='urn:xmpp:sm:3'/>`), "h") == "" && !stream.HasAttr([]byte(`<r xmlns='urn:xmpp:sm:3'/>`), "h")},
 		{"the classic tap compares to case-insensitively, as before",
-			attrEqualFold([]byte(`<message to='Alice@LocalHost'/>`), "to", "alice@localhost")},
+			stream.AttrEqualFold([]byte(`<message to='Alice@LocalHost'/>`), "to", "alice@localhost")},
 		{"the classic tap does not take a to inside the id for the to",
-			!attrEqualFold([]byte(`<message id="to='alice@localhost'" to='alice@localhost/desk'/>`), "to", "alice@localhost")},
+			!stream.AttrEqualFold([]byte(`<message id="to='alice@localhost'" to='alice@localhost/desk'/>`), "to", "alice@localhost")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,7 +177,7 @@ func TestTheSelfPresenceIsStatus110InMUCUser(t *testing.T) {
 }
 
 func TestACopiedChildIsOneWholeElement(t *testing.T) {
-	const generic = "<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>"
+	const generic = "<error type='cancel'><undefined-condition xmlns='" + ns.Stanzas + "'/></error>"
 	tests := []struct {
 		name, raw, want string
 	}{
@@ -199,30 +201,7 @@ func TestACopiedChildIsOneWholeElement(t *testing.T) {
 		})
 	}
 	meta := `<iq type='result' id='x'><metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata><other/></iq>`
-	if got := childElement([]byte(meta), nsMAM, "metadata"); string(got) != `<metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata>` {
+	if got := stream.ChildElement([]byte(meta), ns.MAM, "metadata"); string(got) != `<metadata xmlns='urn:xmpp:mam:2'><start id='a' timestamp='t'/></metadata>` {
 		t.Fatalf("metadata child = %s", got)
-	}
-}
-
-// Routing reads to, id and type on every message; reading them must not
-// allocate when they hold no references.
-func TestReadingRoutingAttributesDoesNotAllocate(t *testing.T) {
-	raw := []byte(`<message from='bob@localhost/desk' to='alice@localhost/one' type='chat' id='5f3a9c1e'><body>hi</body></message>`)
-	var sink int
-	n := testing.AllocsPerRun(1000, func() {
-		for _, name := range [...]string{"to", "id", "type"} {
-			sink += len(attrBytes(raw, name))
-		}
-		if hasAttr(raw, "to") && attrEqualFold(raw, "to", "Alice@localhost/one") {
-			sink++
-		}
-		name, _ := elementName(raw)
-		sink += len(name)
-	})
-	if n != 0 {
-		t.Fatalf("%v allocations per run, want 0", n)
-	}
-	if sink == 0 {
-		t.Fatal("nothing read")
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
@@ -77,7 +80,7 @@ type boundSession struct {
 // the initial presence. It then reads until every answer is in.
 func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error) {
 	up := s.up
-	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
+	if err := writeDirect(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	up.fr.Reset(nil)
@@ -99,17 +102,17 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		uaID = a.UserAgent.ID
 	}
 	resource := deriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
-	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + nsBind + "'><resource>")
-	req = appendEscaped(req, resource)
-	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+nsCarbons+"'/></iq>"...)
+	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + ns.Bind + "'><resource>")
+	req = stream.AppendEscaped(req, resource)
+	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+ns.Carbons+"'/></iq>"...)
 	if feats.SM != nil {
 		// Enabled before any presence, so every later stanza upstream is
 		// covered by the proxy's own stream management on this leg.
-		req = append(req, "<enable xmlns='"+nsSM+"' resume='true'/>"...)
+		req = append(req, "<enable xmlns='"+ns.SM+"' resume='true'/>"...)
 	}
 	enableEnd := len(req)
 	if bind.Inactive != nil && feats.CSI != nil {
-		req = append(req, "<inactive xmlns='"+nsCSI+"'/>"...)
+		req = append(req, "<inactive xmlns='"+ns.CSI+"'/>"...)
 	}
 	if bind.Presence != nil {
 		req = append(req, clampPriority(appendPresence(nil, bind.Presence))...)
@@ -118,9 +121,9 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	st.meta.account = a.saslUsername() + "@" + s.domain
 	req = st.appendOptionalRequests(req, bind)
 	if feats.SM != nil {
-		st.out.upOut = countStanzas(req[enableEnd:])
+		st.out.upOut = stream.CountStanzas(req[enableEnd:])
 	}
-	if err := writeAll(up.conn, req); err != nil {
+	if err := writeDirect(up.conn, req); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	if err := st.run(s.handshakeDeadline); err != nil {
@@ -186,20 +189,20 @@ func boundJID(raw []byte) (string, error) {
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
 func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
-	b = append(b, "<success xmlns='"+nsSASL2+"'>"...)
+	b = append(b, "<success xmlns='"+ns.SASL2+"'>"...)
 	b = appendAdditional(b, additionalData)
 	b = append(b, "<authorization-identifier>"...)
-	b = appendEscaped(b, bs.jid)
+	b = stream.AppendEscaped(b, bs.jid)
 	b = append(b, "</authorization-identifier>"...)
 	if resumeFailed {
 		// Before <bound/>: xmpp.js handles <success/>'s children in
 		// order and would otherwise drop the new session's SM state.
-		b = append(b, "<failed xmlns='"+nsSM+"'><item-not-found xmlns='"+nsStanzas+"'/></failed>"...)
+		b = append(b, "<failed xmlns='"+ns.SM+"'><item-not-found xmlns='"+ns.Stanzas+"'/></failed>"...)
 	}
-	b = append(b, "<bound xmlns='"+nsBind2+"'>"...)
+	b = append(b, "<bound xmlns='"+ns.Bind2+"'>"...)
 	b = append(b, smEnabled...) // the client's <enabled/>, if it asked
 	if bs.carbons {
-		b = append(b, "<enabled xmlns='"+nsCarbons+"'/>"...)
+		b = append(b, "<enabled xmlns='"+ns.Carbons+"'/>"...)
 	}
 	b = st.appendBound(b)
 	return append(b, "</bound></success>"...)
@@ -215,7 +218,7 @@ func appendAdditional(b []byte, data string) []byte {
 		return b
 	}
 	b = append(b, "<additional-data>"...)
-	b = appendEscaped(b, data)
+	b = stream.AppendEscaped(b, data)
 	return append(b, "</additional-data>"...)
 }
 
@@ -232,7 +235,7 @@ func appendPresence(b []byte, p *rawXML) []byte {
 			}
 			b = append(b, a.Name.Local...)
 			b = append(b, "='"...)
-			b = appendEscaped(b, a.Value)
+			b = stream.AppendEscaped(b, a.Value)
 			b = append(b, '\'')
 		}
 	}

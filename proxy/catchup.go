@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // catchup streams a 2.0 session's catch-up (contract section 4) once the
@@ -97,7 +100,7 @@ type catchupSink interface {
 
 // errHoldOverflow ends a session whose catch-up met more live traffic
 // than it may hold; the client's next <sync/> recovers from the archive.
-var errHoldOverflow = streamErr(CondResourceConstraint, "too much live traffic during the catch-up")
+var errHoldOverflow = stream.NewError(stream.CondResourceConstraint, "too much live traffic during the catch-up")
 
 // newCatchup takes over the catch-up a Bind2 replay started, or returns
 // nil when the client asked for none (no <sync/> and no room joins, so no
@@ -279,7 +282,7 @@ func (c *catchup) giveUp(sink catchupSink) {
 func (c *catchup) finish(sink catchupSink) {
 	c.finished = true
 	c.stopTimer()
-	b := []byte("<synced xmlns='" + nsXMPP2 + "' last='")
+	b := []byte("<synced xmlns='" + ns.XMPP2 + "' last='")
 	count, last, complete := 0, "", true
 	if a := c.account; a != nil {
 		count, last = a.delivered, a.lastID
@@ -290,7 +293,7 @@ func (c *catchup) finish(sink catchupSink) {
 	if c.account != nil {
 		sink.caughtUp(count)
 	}
-	b = appendEscaped(b, last)
+	b = stream.AppendEscaped(b, last)
 	b = append(b, "' count='"...)
 	b = strconv.AppendInt(b, int64(count), 10)
 	b = append(b, "' complete='"...)
@@ -301,7 +304,7 @@ func (c *catchup) finish(sink catchupSink) {
 		if k := dedupKey(p, account); k != "" && c.seen[k] {
 			continue // already delivered by the catch-up
 		}
-		if name, _ := elementName(p); string(name) == "message" {
+		if name, _ := stream.ElementName(p); string(name) == "message" {
 			p = entering(p) // live traffic: the entering rules, as in the relay
 		}
 		sink.stanza(catchItem{raw: p})

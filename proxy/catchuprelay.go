@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // This file wires a session's catch-up (catchup.go) to its relay.
@@ -113,7 +115,7 @@ func (v *session2) catchUpTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 	c := v.catchup
 	switch string(name) {
 	case "message":
-		if !bytes.Contains(raw, []byte(nsMAM)) {
+		if !bytes.Contains(raw, []byte(ns.MAM)) {
 			return false
 		}
 		res, ok := parseMAMResult(raw)
@@ -130,15 +132,15 @@ func (v *session2) catchUpTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 			v.upstreamHandled(upSeq)
 		}
 	case "iq":
-		start, err := startOf(raw)
+		start, err := stream.StartOf(raw)
 		if err != nil {
 			return false
 		}
-		if typ := attr(start, "type"); typ != "result" && typ != "error" {
+		if typ := stream.StartAttr(start, "type"); typ != "result" && typ != "error" {
 			return v.holdLive(r, raw, upSeq)
 		}
 		c.mu.Lock()
-		mine := c.fin(attr(start, "id"), parseMAMFin(raw))
+		mine := c.fin(stream.StartAttr(start, "id"), parseMAMFin(raw))
 		c.mu.Unlock()
 		if !mine {
 			return v.holdLive(r, raw, upSeq)

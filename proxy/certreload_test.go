@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xmpp2proxy/xmpp2proxy/internal/demo"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // newCert writes a fresh self-signed certificate for localhost.
@@ -47,7 +48,7 @@ func dialDirectTLS(t *testing.T, srv *Server) (*testClient, []byte) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	served := conn.ConnectionState().PeerCertificates[0].Raw
-	return &testClient{t: t, conn: conn, fr: NewFramer(bufio.NewReader(conn), clientLimits)}, served
+	return &testClient{t: t, conn: conn, fr: stream.NewFramer(bufio.NewReader(conn), clientLimits)}, served
 }
 
 // startReloadable runs a proxy whose certificate comes from files, with a
@@ -93,8 +94,8 @@ func TestAReloadedCertificateServesNewHandshakesAndKeepsSessions(t *testing.T) {
 	}
 	msg := "<message to='bob@localhost' id='after-reload'><body>still here</body></message>"
 	before.send(msg)
-	before.expect(UnitElement, msg) // the fake echoes it back
-	up.expect(t, UnitElement, msg)
+	before.expect(stream.UnitElement, msg) // the fake echoes it back
+	up.expect(t, stream.UnitElement, msg)
 }
 
 // A reload that fails keeps the certificate being served and says which

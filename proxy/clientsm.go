@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // The client leg's stream management is the pure state machine in package
@@ -42,7 +43,7 @@ func (v *session2) enableSM() ([]byte, error) {
 // clientSM answers the client's stream management elements.
 func (v *session2) clientSM(r *relay, name string, raw []byte) {
 	var toClient, toUp []byte
-	var fatal *StreamError
+	var fatal *stream.Error
 	v.mu.Lock()
 	switch name {
 	case "r":
@@ -88,16 +89,16 @@ func (v *session2) clientSM(r *relay, name string, raw []byte) {
 
 // clientAck applies the client's <a/>. A bad h is the stream error of
 // XEP-0198 section 4. Called with v.mu held.
-func (v *session2) clientAck(raw []byte) (sm.Ack, *StreamError) {
-	h, err := sm.ParseH(attrBytes(raw, "h"))
+func (v *session2) clientAck(raw []byte) (sm.Ack, *stream.Error) {
+	h, err := sm.ParseH(stream.AttrBytes(raw, "h"))
 	if err != nil {
-		return sm.Ack{}, streamErr(CondBadFormat, "the h of <a/> is not a number")
+		return sm.Ack{}, stream.NewError(stream.CondBadFormat, "the h of <a/> is not a number")
 	}
 	ack, err := v.sm.ClientAck(h)
 	var ae *sm.AckError
 	switch {
 	case errors.As(err, &ae):
-		se := streamErr(CondUndefinedCondition, ae.Error())
+		se := stream.NewError(stream.CondUndefinedCondition, ae.Error())
 		if !ae.Backwards() {
 			se.App = sm.AppendHandledCountTooHigh(nil, ae.H, ae.Sent)
 		}
@@ -118,7 +119,7 @@ func (v *session2) upstreamSM(r *relay, name string, raw []byte) {
 	case "r":
 		toUp = sm.AppendAck(nil, v.sm.AnswerUpstream())
 	case "a":
-		h, err := sm.ParseH(attrBytes(raw, "h"))
+		h, err := sm.ParseH(stream.AttrBytes(raw, "h"))
 		if err != nil {
 			break
 		}
@@ -157,7 +158,7 @@ func (v *session2) clientStanza(r *relay, out []byte, forwarded bool) (_ []byte,
 	in, err := v.sm.ClientStanza(forwarded)
 	v.mu.Unlock()
 	if err != nil {
-		r.terminate(streamErr(CondPolicyViolation, "too many stanzas waiting for the server"), true)
+		r.terminate(stream.NewError(stream.CondPolicyViolation, "too many stanzas waiting for the server"), true)
 		return nil, false
 	}
 	if in.AskUpstream {
@@ -207,7 +208,7 @@ func (v *session2) queueForClient(r *relay, out []byte, upSeq uint32, fromUpstre
 	v.mu.Unlock()
 	switch {
 	case errors.Is(err, sm.ErrOverflow):
-		r.terminate(streamErr(CondPolicyViolation, "too many unacknowledged stanzas"), true)
+		r.terminate(stream.NewError(stream.CondPolicyViolation, "too many unacknowledged stanzas"), true)
 	case err != nil:
 		r.s.log.Error("stream management out of step", "err", err)
 	case !queued:

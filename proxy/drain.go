@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // shutdownDrained ends a session for a proxy shutdown. A 2.0 client with
@@ -14,7 +15,7 @@ import (
 // after the client's acked stanzas are upstream, and a client that
 // reconnects elsewhere resends exactly what the server never had.
 func (r *relay) shutdownDrained(ctx context.Context) {
-	shutdown := streamErr(CondSystemShutdown, "the proxy is shutting down")
+	shutdown := stream.NewError(stream.CondSystemShutdown, "the proxy is shutting down")
 	v := r.s.v2
 	if v == nil || r.detached() {
 		r.terminate(shutdown, true)

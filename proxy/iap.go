@@ -4,13 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/xml"
-)
 
-// nsIAP is the namespace of Initial Authentication Pipelining (XEP-0509,
-// version 0.2.0): the <config-version/> stream feature, the element of the
-// same name a client puts in a pipelined <authenticate/>, and the
-// <config-version-mismatch/> failure.
-const nsIAP = "urn:xmpp:iap:0"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
+)
 
 // configVersion is the opaque token the proxy advertises for a stream's
 // features: base64 of the first 128 bits of SHA-256 over the rendered
@@ -26,8 +23,8 @@ func configVersion(features []byte) string {
 
 // appendConfigVersion appends the XEP-0509 stream feature carrying value.
 func appendConfigVersion(b []byte, value string) []byte {
-	b = append(b, "<config-version xmlns='"+nsIAP+"' scheme='opaque' value='"...)
-	b = appendEscaped(b, value)
+	b = append(b, "<config-version xmlns='"+ns.IAP+"' scheme='opaque' value='"...)
+	b = stream.AppendEscaped(b, value)
 	return append(b, "'/>"...)
 }
 
@@ -61,7 +58,7 @@ func configVersionMismatch(raw []byte, current string) bool {
 // nothing has gone upstream, so the server counts no failed login, and the
 // stream stays open for the client's next <authenticate/>.
 func configVersionFailure() []byte {
-	return []byte("<failure xmlns='" + nsSASL2 + "'><aborted xmlns='" + nsSASL + "'/>" +
-		"<config-version-mismatch xmlns='" + nsIAP + "'/>" +
+	return []byte("<failure xmlns='" + ns.SASL2 + "'><aborted xmlns='" + ns.SASL + "'/>" +
+		"<config-version-mismatch xmlns='" + ns.IAP + "'/>" +
 		"<text>Configuration version mismatch</text></failure>")
 }

@@ -7,10 +7,13 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 func TestConfigVersionRules(t *testing.T) {
-	features := []byte("<stream:features><mechanisms xmlns='" + nsSASL + "'><mechanism>PLAIN</mechanism></mechanisms>" +
+	features := []byte("<stream:features><mechanisms xmlns='" + ns.SASL + "'><mechanism>PLAIN</mechanism></mechanisms>" +
 		string(sasl2Advertisement([]string{"PLAIN"})))
 	current := configVersion(features)
 	tests := []struct {
@@ -22,7 +25,7 @@ func TestConfigVersionRules(t *testing.T) {
 			configVersion([]byte("<stream:features>"+string(sasl2Advertisement([]string{"PLAIN", "SCRAM-SHA-1"})))) !=
 				configVersion([]byte("<stream:features>"+string(sasl2Advertisement([]string{"PLAIN"}))))},
 		{"offering STARTTLS too gives another token",
-			configVersion(append([]byte("<starttls xmlns='"+nsTLS+"'/>"), features...)) != current},
+			configVersion(append([]byte("<starttls xmlns='"+ns.TLS+"'/>"), features...)) != current},
 		{"the token is 128 bits of base64 without padding", len(current) == 22 && !bytes.ContainsAny([]byte(current), "=")},
 	}
 	for _, tc := range tests {
@@ -37,7 +40,7 @@ func TestConfigVersionRules(t *testing.T) {
 func TestConfigVersionMismatch(t *testing.T) {
 	const current = "Q3VycmVudCB0b2tlbg"
 	auth := func(inner string) []byte {
-		return []byte("<authenticate xmlns='" + nsSASL2 + "' mechanism='PLAIN'><initial-response>AGEAYg==</initial-response>" +
+		return []byte("<authenticate xmlns='" + ns.SASL2 + "' mechanism='PLAIN'><initial-response>AGEAYg==</initial-response>" +
 			inner + "</authenticate>")
 	}
 	tests := []struct {
@@ -56,9 +59,9 @@ func TestConfigVersionMismatch(t *testing.T) {
 		{"one stale value among several mismatches", auth("<config-version xmlns='urn:xmpp:iap:0' value='" + current +
 			"'/><config-version xmlns='urn:xmpp:iap:0' value='b2xk'/>"), true},
 		{"the element in another namespace is not XEP-0509's", auth("<config-version xmlns='urn:example' value='b2xk'/>"), false},
-		{"a config-version inside bind is not the one XEP-0509 reads", auth("<bind xmlns='" + nsBind2 +
+		{"a config-version inside bind is not the one XEP-0509 reads", auth("<bind xmlns='" + ns.Bind2 +
 			"'><config-version xmlns='urn:xmpp:iap:0' value='b2xk'/></bind>"), false},
-		{"an unparsable authenticate is left to authenticate2", []byte("<authenticate xmlns='" + nsSASL2 + "'><oops></authenticate>"), false},
+		{"an unparsable authenticate is left to authenticate2", []byte("<authenticate xmlns='" + ns.SASL2 + "'><oops></authenticate>"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,8 +89,8 @@ func TestConfigVersionFailureIsAbortedWithTheMismatchCondition(t *testing.T) {
 		got = append(got, c.XMLName)
 		text += c.Text
 	}
-	want := []xml.Name{{Space: nsSASL, Local: "aborted"}, {Space: nsIAP, Local: "config-version-mismatch"}, {Space: nsSASL2, Local: "text"}}
-	if f.XMLName != (xml.Name{Space: nsSASL2, Local: "failure"}) || !slices.Equal(got, want) || text == "" {
+	want := []xml.Name{{Space: ns.SASL, Local: "aborted"}, {Space: ns.IAP, Local: "config-version-mismatch"}, {Space: ns.SASL2, Local: "text"}}
+	if f.XMLName != (xml.Name{Space: ns.SASL2, Local: "failure"}) || !slices.Equal(got, want) || text == "" {
 		t.Fatalf("failure %s\nwant a SASL2 <failure/> with <aborted/>, <config-version-mismatch/> and <text/>", configVersionFailure())
 	}
 }
@@ -113,8 +116,8 @@ func TestConfigVersionIsAdvertisedLastAndHashesTheFeaturesBeforeIt(t *testing.T)
 	for range 2 {
 		c := dialProxy(t, srv)
 		c.send(testHeader)
-		c.nextOf(UnitStreamOpen)
-		value, before := advertisedConfigVersion(t, c.nextOf(UnitElement))
+		c.nextOf(stream.UnitStreamOpen)
+		value, before := advertisedConfigVersion(t, c.nextOf(stream.UnitElement))
 		if want := configVersion(before); value != want {
 			t.Fatalf("advertised %q, want %q: the hash of the features before it", value, want)
 		}
@@ -134,16 +137,16 @@ func TestPipelinedAuthenticateWithAStaleConfigVersionIsRefusedWithoutPrejudice(t
 	// credentials: had they gone upstream, the fake would have answered
 	// them with <success/> and refused the classic <auth/> below.
 	creds := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret"))
-	c.send(testHeader + "<authenticate xmlns='" + nsSASL2 + "' mechanism='PLAIN'><initial-response>" + creds +
-		"</initial-response><config-version xmlns='" + nsIAP + "' scheme='opaque' value='c3RhbGU'/></authenticate>")
-	c.nextOf(UnitStreamOpen)
-	advertisedConfigVersion(t, c.nextOf(UnitElement)) // the new token comes before the failure
-	c.expect(UnitElement, string(configVersionFailure()))
+	c.send(testHeader + "<authenticate xmlns='" + ns.SASL2 + "' mechanism='PLAIN'><initial-response>" + creds +
+		"</initial-response><config-version xmlns='" + ns.IAP + "' scheme='opaque' value='c3RhbGU'/></authenticate>")
+	c.nextOf(stream.UnitStreamOpen)
+	advertisedConfigVersion(t, c.nextOf(stream.UnitElement)) // the new token comes before the failure
+	c.expect(stream.UnitElement, string(configVersionFailure()))
 
 	// The stream stays open and nothing was counted upstream: the next
 	// attempt authenticates as the first one the server sees.
 	c.send(authPlain("alice", "secret"))
-	c.expect(UnitElement, saslSuccess)
+	c.expect(stream.UnitElement, saslSuccess)
 	c.restartAndBind()
 }
 
@@ -153,14 +156,14 @@ func TestConfigVersionIsNotAdvertisedNorCheckedWhereSASL2IsNotOffered(t *testing
 	fake := startFakeUpstream(t, false)
 	srv := startProxy(t, fake.addr(), serverTLS, func(c *Config) { c.AllowPlaintext = false })
 	c := dialProxy(t, srv)
-	c.send(testHeader + "<authenticate xmlns='" + nsSASL2 + "' mechanism='PLAIN'><initial-response>AGEAYg==</initial-response>" +
-		"<config-version xmlns='" + nsIAP + "' value='c3RhbGU'/></authenticate>")
-	c.nextOf(UnitStreamOpen)
-	if raw := c.nextOf(UnitElement); bytes.Contains(raw, []byte(nsIAP)) {
+	c.send(testHeader + "<authenticate xmlns='" + ns.SASL2 + "' mechanism='PLAIN'><initial-response>AGEAYg==</initial-response>" +
+		"<config-version xmlns='" + ns.IAP + "' value='c3RhbGU'/></authenticate>")
+	c.nextOf(stream.UnitStreamOpen)
+	if raw := c.nextOf(stream.UnitElement); bytes.Contains(raw, []byte(ns.IAP)) {
 		t.Fatalf("STARTTLS-only features advertise XEP-0509: %s", raw)
 	}
-	raw := c.nextOf(UnitElement)
-	if name, conds := parseConditions(t, raw, nsSASL); name != (xml.Name{Space: nsSASL2, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
+	raw := c.nextOf(stream.UnitElement)
+	if name, conds := parseConditions(t, raw, ns.SASL); name != (xml.Name{Space: ns.SASL2, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
 		t.Fatalf("pipelined <authenticate/> before TLS got %s, want <encryption-required/>", raw)
 	}
 }

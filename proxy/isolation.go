@@ -1,6 +1,11 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
+)
 
 // A 2.0 client leg is fed by its own upstream leg and by every sibling
 // session of the account (carbonsim's deliveries) and by classic sessions
@@ -28,7 +33,7 @@ func clientSpillBytes(l LimitsConfig) int {
 
 // offer queues b for a leg that is never waited on; see clientTooSlow.
 func (r *relay) offer(dst *relayLeg, b []byte) {
-	if b != nil && dst.idx == 0 && r.detached() {
+	if b != nil && dst.side == clientSide && r.detached() {
 		// Not a stanza (those go through toClient, which keeps them for
 		// the replay): a keepalive or an ack meant for a gone client.
 		return
@@ -50,7 +55,7 @@ func (r *relay) clientTooSlow() {
 	if r.tryDetach() {
 		return
 	}
-	r.terminate(streamErr(CondResourceConstraint, "the client does not read its stream"), true)
+	r.terminate(stream.NewError(stream.CondResourceConstraint, "the client does not read its stream"), true)
 	// The client is not reading: do not wait a write timeout for it to
 	// take the stream error.
 	r.s.closeClient()
@@ -69,7 +74,7 @@ func (r *relay) replaced() {
 		r.s.srv.detached.Take(id, bareJID(v.jid))
 	}
 	r.s.log.Info("2.0 session replaced by a new session of the same device", "jid", v.jid)
-	r.terminate(streamErr(CondConflict, "replaced by a new session of the same device"), true)
+	r.terminate(stream.NewError(stream.CondConflict, "replaced by a new session of the same device"), true)
 }
 
 // askGrace is how long a silent 2.0 client has to answer the <r/> it is
@@ -84,7 +89,7 @@ const askGrace = 30 * time.Second
 // reports whether reading goes on.
 func (r *relay) askSilentClient(src *relayLeg, err error) bool {
 	v := r.s.v2
-	if src.idx != 0 || v == nil || src.asked || !isTimeout(err) || asStreamError(err) != nil {
+	if src.side != clientSide || v == nil || src.asked || !isTimeout(err) || stream.AsError(err) != nil {
 		return false
 	}
 	if !v.smEnabled() || r.s.ctx.Err() != nil {
@@ -92,7 +97,7 @@ func (r *relay) askSilentClient(src *relayLeg, err error) bool {
 	}
 	src.asked = true
 	r.s.log.Debug("2.0 client silent; asking it for an ack")
-	r.send(&r.client, []byte("<r xmlns='"+nsSM+"'/>"))
+	r.send(&r.client, []byte("<r xmlns='"+ns.SM+"'/>"))
 	grace := min(askGrace, src.idle)
 	_ = src.conn.SetReadDeadline(time.Now().Add(grace))
 	src.idleSet = time.Now()

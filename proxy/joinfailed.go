@@ -1,6 +1,11 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
+)
 
 // clientError declares jabber:client on a stanza <error/> taken out of
 // its stanza for a Bind2 <join-failed/> (contract section 4). The
@@ -17,11 +22,11 @@ func clientError(el []byte) []byte {
 	if c := el[len(open)]; c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '/' && c != '>' {
 		return el
 	}
-	start, err := startOf(el)
-	if err != nil || attr(start, "xmlns") != "" {
+	start, err := stream.StartOf(el)
+	if err != nil || stream.StartAttr(start, "xmlns") != "" {
 		return el
 	}
-	out := make([]byte, 0, len(el)+len(" xmlns=''")+len(nsClient))
-	out = append(out, open+" xmlns='"+nsClient+"'"...)
+	out := make([]byte, 0, len(el)+len(" xmlns=''")+len(ns.Client))
+	out = append(out, open+" xmlns='"+ns.Client+"'"...)
 	return append(out, el[len(open):]...)
 }

@@ -7,18 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
-// XEP-0313 (MAM), XEP-0059 (RSM) and XEP-0045 (MUC) pieces of the Bind2
-// replay.
+// Query ids of the Bind2 replay's XEP-0313 (MAM) queries.
 const (
-	nsMAM      = "urn:xmpp:mam:2"
-	nsRSM      = "http://jabber.org/protocol/rsm"
-	nsMUC      = "http://jabber.org/protocol/muc"
-	nsMUCUser  = "http://jabber.org/protocol/muc#user"
-	nsStanzaID = "urn:xmpp:sid:0"
-
 	queryIDSync = "x2-sync" // the contract's queryid for the account catch-up
 	idMetadata  = "x2-meta"
 	idMetaFirst = "x2-meta-first"
@@ -37,26 +32,26 @@ const (
 // an archive id; start bounds a time window; before asks for the last page.
 func mamQuery(id, to, queryID, after string, start time.Time, max int, before bool) []byte {
 	b := []byte("<iq type='set' id='")
-	b = appendEscaped(b, id)
+	b = stream.AppendEscaped(b, id)
 	if to != "" {
 		b = append(b, "' to='"...)
-		b = appendEscaped(b, to)
+		b = stream.AppendEscaped(b, to)
 	}
-	b = append(b, "'><query xmlns='"+nsMAM+"' queryid='"...)
-	b = appendEscaped(b, queryID)
+	b = append(b, "'><query xmlns='"+ns.MAM+"' queryid='"...)
+	b = stream.AppendEscaped(b, queryID)
 	b = append(b, "'>"...)
 	if !start.IsZero() {
-		b = append(b, "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>"+nsMAM+"</value></field><field var='start'><value>"...)
+		b = append(b, "<x xmlns='"+ns.Data+"' type='submit'><field var='FORM_TYPE' type='hidden'><value>"+ns.MAM+"</value></field><field var='start'><value>"...)
 		b = append(b, start.UTC().Format(time.RFC3339)...)
 		b = append(b, "</value></field></x>"...)
 	}
-	b = append(b, "<set xmlns='"+nsRSM+"'><max>"...)
+	b = append(b, "<set xmlns='"+ns.RSM+"'><max>"...)
 	b = strconv.AppendInt(b, int64(max), 10)
 	b = append(b, "</max>"...)
 	switch {
 	case after != "":
 		b = append(b, "<after>"...)
-		b = appendEscaped(b, after)
+		b = stream.AppendEscaped(b, after)
 		b = append(b, "</after>"...)
 	case before:
 		b = append(b, "<before/>"...)
@@ -72,7 +67,7 @@ type mamResult struct {
 
 // parseMAMResult recognises <message><result xmlns='urn:xmpp:mam:2'>.
 func parseMAMResult(raw []byte) (mamResult, bool) {
-	if !bytes.Contains(raw, []byte(nsMAM)) || !bytes.Contains(raw, []byte("<result")) {
+	if !bytes.Contains(raw, []byte(ns.MAM)) || !bytes.Contains(raw, []byte("<result")) {
 		return mamResult{}, false
 	}
 	var m struct {
@@ -107,7 +102,7 @@ func forAnotherSession(raw []byte, self string) bool {
 	if inner == nil || self == "" {
 		return false
 	}
-	to := attrString(inner, "to")
+	to := stream.AttrString(inner, "to")
 	bare, _, full := strings.Cut(to, "/")
 	if !full || !strings.EqualFold(bare, bareJID(self)) || strings.EqualFold(to, self) {
 		return false
@@ -189,11 +184,11 @@ func dedupKey(raw []byte, account string) string {
 // after 'after' replaces it (contract section 3).
 func mucJoin(j joinReq) []byte {
 	b := []byte("<presence to='")
-	b = appendEscaped(b, j.Room+"/"+j.Nick)
-	b = append(b, "'><x xmlns='"+nsMUC+"'><history maxchars='0'/>"...)
+	b = stream.AppendEscaped(b, j.Room+"/"+j.Nick)
+	b = append(b, "'><x xmlns='"+ns.MUC+"'><history maxchars='0'/>"...)
 	if j.Password != "" {
 		b = append(b, "<password>"...)
-		b = appendEscaped(b, j.Password)
+		b = stream.AppendEscaped(b, j.Password)
 		b = append(b, "</password>"...)
 	}
 	return append(b, "</x></presence>"...)

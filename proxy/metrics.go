@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -34,7 +35,7 @@ type metrics struct {
 	resumptions     *prometheus.CounterVec // outcome
 	bounces         *prometheus.CounterVec // condition
 	streamErrors    *prometheus.CounterVec // condition
-	stanzas         [2]prometheus.Counter  // read from leg 0 (client), 1 (upstream)
+	stanzas         [2]prometheus.Counter  // read from each leg, by legSide
 	dialFailures    prometheus.Counter
 }
 
@@ -232,14 +233,13 @@ func (m *metrics) streamError(condition string) {
 	m.streamErrors.WithLabelValues(condition).Inc()
 }
 
-// stanza counts an element relayed from leg (0 client, 1 upstream) when
-// it is a stanza.
-func (m *metrics) stanza(leg int, raw []byte) {
+// stanza counts an element relayed from leg when it is a stanza.
+func (m *metrics) stanza(leg legSide, raw []byte) {
 	if m == nil {
 		return
 	}
 	// The name only: no attribute is read on the classic hot path.
-	if t := rewrite.ScanTag(raw); isStanza(t.Name()) {
+	if t := rewrite.ScanTag(raw); stream.IsStanza(t.Name()) {
 		m.stanzas[leg].Inc()
 	}
 }

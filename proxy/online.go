@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"mellium.im/xmpp/jid"
 )
 
@@ -81,11 +83,11 @@ func (p *onlineProbes) answer(raw []byte) bool {
 	if !p.asked.Load() {
 		return false
 	}
-	id := attrString(raw, "id")
+	id := stream.AttrString(raw, "id")
 	if !strings.HasPrefix(id, probeIDPrefix) {
 		return false
 	}
-	typ := attrString(raw, "type")
+	typ := stream.AttrString(raw, "type")
 	if typ != "result" && typ != "error" {
 		return false // a request that happens to use our prefix
 	}
@@ -112,7 +114,7 @@ func offlineCondition(raw []byte) bool {
 		return false
 	}
 	for _, c := range iq.Error.Conditions {
-		if c.XMLName.Space != nsStanzas {
+		if c.XMLName.Space != ns.Stanzas {
 			continue
 		}
 		switch c.XMLName.Local {
@@ -127,10 +129,10 @@ func offlineCondition(raw []byte) bool {
 // rule may apply to: one to a full JID of a served domain, not an error,
 // and not bound through this process (which needs no question).
 func (v *session2) fullJIDToCheck(raw []byte) (string, bool) {
-	if attrString(raw, "type") == "error" || v.served == nil {
+	if stream.AttrString(raw, "type") == "error" || v.served == nil {
 		return "", false // never answer an error with an error (RFC 6120 8.3.1)
 	}
-	to, err := jid.Parse(attrString(raw, "to"))
+	to, err := jid.Parse(stream.AttrString(raw, "to"))
 	if err != nil || to.Resourcepart() == "" || to.Localpart() == "" || !v.served(to.Domainpart()) {
 		return "", false
 	}
@@ -176,14 +178,14 @@ func (v *session2) onlineByServer(r *relay, to string) bool {
 // disco#info it does not implement with <service-unavailable/> (RFC 6120
 // section 8.4), never sees the question. It reports whether raw was one.
 func (v *session2) answerProbe(r *relay, raw []byte) bool {
-	if string(attrBytes(raw, "type")) != "get" || !bytes.HasPrefix(attrBytes(raw, "id"), []byte(probeIDPrefix)) {
+	if string(stream.AttrBytes(raw, "type")) != "get" || !bytes.HasPrefix(stream.AttrBytes(raw, "id"), []byte(probeIDPrefix)) {
 		return false
 	}
 	b := []byte("<iq type='result' id='")
-	b = appendEscaped(b, attrString(raw, "id"))
-	if from := attrString(raw, "from"); from != "" {
+	b = stream.AppendEscaped(b, stream.AttrString(raw, "id"))
+	if from := stream.AttrString(raw, "from"); from != "" {
 		b = append(b, "' to='"...)
-		b = appendEscaped(b, from)
+		b = stream.AppendEscaped(b, from)
 	}
 	b = append(b, "'/>"...)
 	v.sendOwnUpstream(r, b)
@@ -192,24 +194,24 @@ func (v *session2) answerProbe(r *relay, raw []byte) bool {
 
 func appendDiscoInfo(b []byte, id, to string) []byte {
 	b = append(b, "<iq type='get' id='"...)
-	b = appendEscaped(b, id)
+	b = stream.AppendEscaped(b, id)
 	b = append(b, "' to='"...)
-	b = appendEscaped(b, to)
-	return append(b, "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"...)
+	b = stream.AppendEscaped(b, to)
+	return append(b, "'><query xmlns='"+ns.DiscoInfo+"'/></iq>"...)
 }
 
 // bounce is the answer to a message for an offline full JID:
 // <service-unavailable/>, from that JID, with the message's id.
 func (v *session2) bounce(raw []byte, to string) []byte {
 	b := []byte("<message type='error' from='")
-	b = appendEscaped(b, to)
+	b = stream.AppendEscaped(b, to)
 	b = append(b, "' to='"...)
-	b = appendEscaped(b, v.jid)
-	if hasAttr(raw, "id") {
+	b = stream.AppendEscaped(b, v.jid)
+	if stream.HasAttr(raw, "id") {
 		b = append(b, "' id='"...)
-		b = appendEscaped(b, attrString(raw, "id")) // resolved, then escaped for the quote used here
+		b = stream.AppendEscaped(b, stream.AttrString(raw, "id")) // resolved, then escaped for the quote used here
 	}
-	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+nsStanzas+"'/></error></message>"...)
+	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+ns.Stanzas+"'/></error></message>"...)
 }
 
 // normJID is a JID as RFC 7622 compares it: localpart and domainpart

@@ -4,13 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 )
 
 func TestTheServersAnswerSaysWhetherAFullJIDIsOnline(t *testing.T) {
 	const probe = "x2-online-1"
 	errorIQ := func(cond string) string {
-		return "<iq type='error' id='" + probe + "' from='bob@localhost/desk'><error type='cancel'><" + cond + " xmlns='" + nsStanzas + "'/></error></iq>"
+		return "<iq type='error' id='" + probe + "' from='bob@localhost/desk'><error type='cancel'><" + cond + " xmlns='" + ns.Stanzas + "'/></error></iq>"
 	}
 	for _, tc := range []struct {
 		name, answer string

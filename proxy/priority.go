@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // A 1.0 server gives a bare-JID message only to the resources with the
@@ -39,5 +41,5 @@ func clampPriority(presence []byte) []byte {
 // isBroadcastPresence reports an available presence without a to: the
 // session's own presence, which the server broadcasts and routes by.
 func isBroadcastPresence(raw []byte) bool {
-	return !hasAttr(raw, "to") && !hasAttr(raw, "type")
+	return !stream.HasAttr(raw, "to") && !stream.HasAttr(raw, "type")
 }

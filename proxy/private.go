@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -81,7 +83,7 @@ func (h *messageHints) take(p messageHint) bool {
 // sends: a message with a direct <private/> to a full JID that is one of an
 // account's 2.0 sessions leaves a hint in that account.
 func (r *relay) classicClient(raw []byte) {
-	if !bytes.Contains(raw, []byte(nsCarbons)) || !bytes.HasPrefix(raw, []byte("<message")) {
+	if !bytes.Contains(raw, []byte(ns.Carbons)) || !bytes.HasPrefix(raw, []byte("<message")) {
 		return
 	}
 	p, ok := hintOf(raw, r.s.bound())
@@ -105,7 +107,7 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 	if acc.private.n.Load() == 0 {
 		return raw
 	}
-	p, ok := hintOf(raw, attrString(raw, "from"))
+	p, ok := hintOf(raw, stream.AttrString(raw, "from"))
 	if !ok || !acc.private.take(p) {
 		return raw
 	}
@@ -121,8 +123,8 @@ func (acc *account) restorePrivate(raw []byte) []byte {
 func hintOf(raw []byte, from string) (messageHint, bool) {
 	p := messageHint{
 		from: strings.ToLower(from),
-		to:   strings.ToLower(attrString(raw, "to")),
-		id:   attrString(raw, "id"),
+		to:   strings.ToLower(stream.AttrString(raw, "to")),
+		id:   stream.AttrString(raw, "id"),
 	}
 	_, resource, full := strings.Cut(p.to, "/")
 	return p, p.from != "" && full && resource != "" && p.id != ""

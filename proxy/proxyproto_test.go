@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // The client a balancer forwards in these tests, as its PROXY header
@@ -85,8 +86,8 @@ func TestAPROXYHeaderIsRequiredWhereConfiguredAndRefusedElsewhere(t *testing.T) 
 				logs.wait(t, `reason="`+tt.refused+`"`)
 				return
 			}
-			c.nextOf(UnitStreamOpen)
-			c.nextOf(UnitElement) // features: the session goes on
+			c.nextOf(stream.UnitStreamOpen)
+			c.nextOf(stream.UnitElement) // features: the session goes on
 			logs.wait(t, "remote="+balancedClient+" via=127.0.0.1:")
 			if !regexp.MustCompile(`msg="session started" conn=\d+ remote=` + regexp.QuoteMeta(balancedClient) + ` `).MatchString(logs.String()) {
 				t.Errorf("the session start line does not name the balancer's client:\n%s", logs.String())
@@ -134,7 +135,7 @@ func TestAuthenticationLinesNameTheBalancersClient(t *testing.T) {
 	c.send(v1Header)
 	c.openStream()
 	c.send(authPlain("alice", "wrong"))
-	c.expect(UnitElement, saslNotAuthzd)
+	c.expect(stream.UnitElement, saslNotAuthzd)
 	logs.wait(t, `msg="authentication failed"`)
 	line := regexp.MustCompile(`msg="authentication failed" conn=\d+ remote=` + regexp.QuoteMeta(balancedClient) + ` via=127\.0\.0\.1:\d+ kind=classic`)
 	if !line.MatchString(logs.String()) {
@@ -197,7 +198,7 @@ func TestTheUpstreamGetsAPROXYHeaderNamingTheClient(t *testing.T) {
 				t.Errorf("header v%d from %v, want v%d from %s", h.Version, h.SourceAddr, tt.wantVers, want)
 			}
 			// Then the stream, as without the header.
-			if u, err := NewFramer(br, fakeLimits).Next(); err != nil || u.Kind != UnitStreamOpen {
+			if u, err := stream.NewFramer(br, fakeLimits).Next(); err != nil || u.Kind != stream.UnitStreamOpen {
 				t.Errorf("after the header the upstream read %q, %v; want a stream header", u.Raw, err)
 			}
 		})
@@ -235,7 +236,7 @@ func TestAClientLegParksAfterThePROXYStep(t *testing.T) {
 				c.send(tt.header)
 			}
 			c.login()
-			if r := relayOf(t, srv); r.client.park.raw == nil {
+			if r := relayOf(t, srv); !r.client.park.Enabled() {
 				t.Error("the client leg cannot park: its socket is hidden")
 			}
 		})
@@ -278,7 +279,7 @@ func TestEachListenerHasItsOwnPROXYPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // any certificate will do here
-		c := &testClient{t: t, conn: tc, fr: NewFramer(bufio.NewReader(tc), clientLimits)}
+		c := &testClient{t: t, conn: tc, fr: stream.NewFramer(bufio.NewReader(tc), clientLimits)}
 		c.openStream()
 		logs.wait(t, "remote="+balancedClient+" via=127.0.0.1:")
 		started := regexp.MustCompile(`msg="session started" conn=\d+ remote=` + regexp.QuoteMeta(balancedClient) + ` via=127\.0\.0\.1:\d+ listener=direct_tls`)

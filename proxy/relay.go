@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // relay moves stanzas between the two legs of an authenticated session:
@@ -47,10 +49,10 @@ type relay struct {
 }
 
 type relayLeg struct {
-	idx  int // 0 client, 1 upstream
+	side legSide
 	conn net.Conn
-	fr   *Framer
-	park *parking
+	fr   *stream.Framer
+	park *stream.Parking
 	// idleSet is when the reader last moved the idle deadline; heard is
 	// set once the peer sent something since.
 	idleSet time.Time
@@ -99,9 +101,9 @@ func (s *session) startRelay() bool {
 	q := s.srv.cfg.QueueSize
 	r := &relay{
 		s: s,
-		client: relayLeg{idx: 0, conn: s.conn, fr: s.fr, park: newParking(s.rawConn, s.rec), out: queue{size: q},
+		client: relayLeg{side: clientSide, conn: s.conn, fr: s.fr, park: stream.NewParking(s.rawConn, s.rec), out: queue{size: q},
 			idle: time.Duration(s.srv.cfg.Timeouts.Idle)},
-		up: relayLeg{idx: 1, conn: s.up.conn, fr: s.up.fr, park: newParking(s.up.sock, s.up.rec), out: queue{size: q}},
+		up: relayLeg{side: upstreamSide, conn: s.up.conn, fr: s.up.fr, park: stream.NewParking(s.up.sock, s.up.rec), out: queue{size: q}},
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = s.up.conn.SetDeadline(time.Time{})
@@ -181,12 +183,12 @@ func (r *relay) kick(l *relayLeg) {
 		r.mu.Unlock()
 		return
 	}
-	if l.idx == 0 {
+	if l.side == clientSide {
 		r.clientWG.Add(1)
 	}
 	r.mu.Unlock()
 	r.spawn(func() {
-		if l.idx == 0 {
+		if l.side == clientSide {
 			defer r.clientWG.Done()
 		}
 		r.writeLoop(l, gone)
@@ -240,10 +242,10 @@ func (r *relay) tryDetach() bool {
 	return true
 }
 
-// attach gives a detached session the connection of a client that resumed
-// it: the unacked stanzas are replayed after the greeting, then the client
-// leg runs again. It reports false when the session can no longer resume.
-func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []byte) bool {
+// attach gives a detached session the connection of resumed, the new
+// session of a client that resumed it: the unacked stanzas are replayed
+// after the greeting, then the client leg runs again. It reports false when the session can no longer resume.
+func (r *relay) attach(resumed *session, h uint32, success func(*session2, []byte) []byte) bool {
 	r.clientWG.Wait() // the old client leg's reader and writer are gone
 	r.client.dead.Store(false)
 	r.mu.Lock()
@@ -276,12 +278,12 @@ func (r *relay) attach(ns *session, h uint32, success func(*session2, []byte) []
 	}
 	s := r.s
 	s.mu.Lock()
-	s.rawConn, s.conn, s.rec, s.fr = ns.rawConn, ns.conn, ns.rec, ns.fr
+	s.rawConn, s.conn, s.rec, s.fr = resumed.rawConn, resumed.conn, resumed.rec, resumed.fr
 	s.mu.Unlock()
-	r.client.conn, r.client.fr, r.client.park = ns.conn, ns.fr, newParking(ns.rawConn, ns.rec)
+	r.client.conn, r.client.fr, r.client.park = resumed.conn, resumed.fr, stream.NewParking(resumed.rawConn, resumed.rec)
 	// What the new connection reads counts in this session's end line.
-	ns.fr.countInto(&s.stats.fromClient)
-	_ = ns.writeClient(greeting) // a failure shows up in the new writer
+	resumed.fr.CountInto(&s.stats.fromClient)
+	_ = resumed.writeClient(greeting) // a failure shows up in the new writer
 	r.startClient()
 	v.pokeCatchup(r) // a catch-up that waited for the client to come back
 	return true
@@ -295,7 +297,7 @@ func (r *relay) dropDetached() {
 		return
 	}
 	r.s.log.Info("resumption window over; closing the upstream session")
-	r.send(&r.up, []byte(streamEnd))
+	r.send(&r.up, []byte(stream.CloseTag))
 	r.send(&r.up, nil)
 }
 
@@ -310,7 +312,7 @@ func (r *relay) dropDetached() {
 func (r *relay) endBeforeRebind(d time.Duration) {
 	// The server answers with its own </stream:stream>; peerClosed then
 	// ends the relay, whose client leg is gone.
-	r.send(&r.up, []byte(streamEnd))
+	r.send(&r.up, []byte(stream.CloseTag))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -321,7 +323,7 @@ func (r *relay) endBeforeRebind(d time.Duration) {
 }
 
 func (r *relay) other(l *relayLeg) *relayLeg {
-	if l.idx == 0 {
+	if l.side == clientSide {
 		return &r.up
 	}
 	return &r.client
@@ -335,7 +337,7 @@ func (r *relay) other(l *relayLeg) *relayLeg {
 func (r *relay) startReader(src, dst *relayLeg, done func(), idle bool) {
 	r.spawn(func() {
 		if idle {
-			src.park.park(src.fr)
+			src.park.Park(src.fr)
 		}
 		if r.readLoop(src, dst, idle) {
 			r.startReader(src, dst, done, true)
@@ -361,7 +363,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 				src.idleSet, src.heard = now, false
 			}
 		}
-		if !woke && src.park.idle(src.fr) {
+		if !woke && src.park.Idle(src.fr) {
 			return true
 		}
 		woke = false
@@ -373,7 +375,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 			r.readFailed(src, err)
 			return false
 		}
-		if u.Kind == UnitStreamClose {
+		if u.Kind == stream.UnitStreamClose {
 			r.peerClosed(src)
 			return false
 		}
@@ -381,7 +383,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 		if src.asked { // it answered: the full idle timeout again
 			src.asked, src.idleSet = false, time.Time{}
 		}
-		out := r.keep(src, u)
+		out := r.toForward(src, u)
 		src.batch = append(src.batch, out...) // a copy: out may be the framer's
 		last, err := r.coalesce(src)
 		if !r.flushBatch(src) {
@@ -391,7 +393,7 @@ func (r *relay) readLoop(src, dst *relayLeg, woke bool) (idle bool) {
 		case err != nil:
 			r.readFailed(src, err)
 			return false
-		case last == UnitStreamClose:
+		case last == stream.UnitStreamClose:
 			r.peerClosed(src)
 			return false
 		}
@@ -406,19 +408,19 @@ const maxCoalesce = 16 << 10
 // complete in the read buffer, so stanzas that arrived together cost one
 // queue hand-off and one write (one TLS record) instead of one each. It
 // never waits for input.
-func (r *relay) coalesce(src *relayLeg) (UnitKind, error) {
+func (r *relay) coalesce(src *relayLeg) (stream.UnitKind, error) {
 	for len(src.batch) < maxCoalesce {
 		u, ok, err := src.fr.TryNext()
 		if err != nil || !ok {
-			return UnitElement, err
+			return stream.UnitElement, err
 		}
-		if u.Kind == UnitStreamClose {
-			return UnitStreamClose, nil
+		if u.Kind == stream.UnitStreamClose {
+			return stream.UnitStreamClose, nil
 		}
-		out := r.keep(src, u) // before reading src.batch: keep may flush it
+		out := r.toForward(src, u) // before reading src.batch: toForward may flush it
 		src.batch = append(src.batch, out...)
 	}
-	return UnitElement, nil
+	return stream.UnitElement, nil
 }
 
 // flushBatch queues what src's reader has gathered for the other leg. A
@@ -434,23 +436,23 @@ func (r *relay) flushBatch(src *relayLeg) bool {
 	return r.send(r.other(src), b)
 }
 
-// keep runs the session's filter on an element from src and returns what
-// to forward.
-func (r *relay) keep(src *relayLeg, u Unit) []byte {
-	if u.Kind != UnitElement {
+// toForward runs the session's filter on a unit from src and returns what
+// to forward to the other leg; nothing when it is empty.
+func (r *relay) toForward(src *relayLeg, u stream.Unit) []byte {
+	if u.Kind != stream.UnitElement {
 		return u.Raw
 	}
 	// Counted once the filter has run: a 2.0 stanza is then on its way.
-	defer r.s.srv.metrics.stanza(src.idx, u.Raw)
+	defer r.s.srv.metrics.stanza(src.side, u.Raw)
 	if r.filter == nil {
-		if src.idx == 1 {
+		if src.side == upstreamSide {
 			r.classicUpstream(u.Raw)
 		} else {
 			r.classicClient(u.Raw)
 		}
 		return u.Raw
 	}
-	if src.idx == 0 {
+	if src.side == clientSide {
 		return r.filter.fromClient(r, u.Raw)
 	}
 	return r.filter.fromUpstream(r, u.Raw)
@@ -476,7 +478,7 @@ func (r *relay) classicUpstream(raw []byte) {
 	if acc == nil {
 		return
 	}
-	if !attrEqualFold(raw, "to", bare) {
+	if !stream.AttrEqualFold(raw, "to", bare) {
 		return
 	}
 	acc.deliverMu.Lock() // see account.deliverMu
@@ -491,7 +493,7 @@ func (r *relay) classicUpstream(raw []byte) {
 // clients' messages to it are not bounced (contract section 5). Only the
 // upstream reader calls it, until the bind result has passed.
 func (r *relay) sniffClassicBind(raw []byte) {
-	if !bytes.HasPrefix(raw, []byte("<iq")) || !bytes.Contains(raw, []byte(nsBind)) {
+	if !bytes.HasPrefix(raw, []byte("<iq")) || !bytes.Contains(raw, []byte(ns.Bind)) {
 		return
 	}
 	if jid, err := boundJID(raw); err == nil {
@@ -589,7 +591,7 @@ func (r *relay) writeLoop(l *relayLeg, gone <-chan struct{}) {
 			l.writing.Store(false)
 			return
 		}
-		if l.idx == 0 && r.s.v2 != nil {
+		if l.side == clientSide && r.s.v2 != nil {
 			r.s.v2.pokeCatchup(r) // without SM, a written page is a taken one
 		}
 		if stop {
@@ -617,7 +619,7 @@ func (r *relay) write(l *relayLeg, b []byte) bool {
 		}
 		return false
 	}
-	r.s.stats.wrote(l.idx, len(b))
+	r.s.stats.wrote(l.side, len(b))
 	return true
 }
 
@@ -646,7 +648,7 @@ func (r *relay) claimEnd(n int) bool {
 func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
 	live := legs[:0:0]
 	for _, l := range legs {
-		if l.idx == 1 || !r.detached() {
+		if l.side == upstreamSide || !r.detached() {
 			live = append(live, l)
 		}
 	}
@@ -666,7 +668,7 @@ func (r *relay) endAfterFlush(legs ...*relayLeg) bool {
 // when closeUpstream is set (otherwise the upstream socket is just dropped,
 // which keeps its stream-management session resumable) and ends. Only the
 // first decision to end the session sends anything.
-func (r *relay) terminate(se *StreamError, closeUpstream bool) {
+func (r *relay) terminate(se *stream.Error, closeUpstream bool) {
 	if r.detached() {
 		r.dropDetached()
 		return
@@ -679,10 +681,10 @@ func (r *relay) terminate(se *StreamError, closeUpstream bool) {
 		return
 	}
 	r.s.endedWith(se)
-	r.send(&r.client, append(se.AppendXML(nil), streamEnd...))
+	r.send(&r.client, append(se.AppendXML(nil), stream.CloseTag...))
 	r.send(&r.client, nil)
 	if closeUpstream {
-		r.send(&r.up, []byte(streamEnd))
+		r.send(&r.up, []byte(stream.CloseTag))
 		r.send(&r.up, nil)
 	}
 }
@@ -691,15 +693,15 @@ func (r *relay) terminate(se *StreamError, closeUpstream bool) {
 // the other side's close.
 func (r *relay) peerClosed(src *relayLeg) {
 	dst := r.other(src)
-	r.send(dst, []byte(streamEnd))
+	r.send(dst, []byte(stream.CloseTag))
 	r.mu.Lock()
-	r.closedIn[src.idx] = true
-	both := r.closedIn[dst.idx]
+	r.closedIn[src.side] = true
+	both := r.closedIn[dst.side]
 	r.mu.Unlock()
 	switch {
 	case both:
 		r.endAfterFlush(&r.client, &r.up)
-	case src.idx == 1:
+	case src.side == upstreamSide:
 		// The upstream ended the stream; the client need not answer.
 		r.endAfterFlush(&r.client)
 	default:
@@ -715,7 +717,7 @@ func (r *relay) closeTimedOut() {
 		return
 	}
 	r.s.log.Debug("upstream did not close its stream in time")
-	r.send(&r.client, []byte(streamEnd))
+	r.send(&r.client, []byte(stream.CloseTag))
 	r.send(&r.client, nil)
 }
 
@@ -723,24 +725,24 @@ func (r *relay) readFailed(src *relayLeg, err error) {
 	if r.s.ctx.Err() != nil {
 		return // the session is ending and closed this socket
 	}
-	if src.idx == 0 && r.detached() {
+	if src.side == clientSide && r.detached() {
 		return // this client leg is gone; the session waits for a resume
 	}
-	se := asStreamError(err)
-	if src.idx == 1 {
+	se := stream.AsError(err)
+	if src.side == upstreamSide {
 		r.s.log.Info("upstream failed", "err", err)
 		text := "the upstream server closed the connection"
 		if se != nil {
 			text = "the upstream server sent an invalid stream"
 		}
-		r.terminate(streamErr(CondRemoteConnectionFailed, text), false)
+		r.terminate(stream.NewError(stream.CondRemoteConnectionFailed, text), false)
 		return
 	}
 	if se == nil && isTimeout(err) {
 		if r.tryDetach() {
 			return // it did not answer its <r/>: gone, but resumable
 		}
-		se = streamErr(CondConnectionTimeout, "idle for too long")
+		se = stream.NewError(stream.CondConnectionTimeout, "idle for too long")
 	}
 	if se == nil {
 		if r.detached() || r.tryDetach() {
@@ -770,10 +772,10 @@ func (r *relay) writeFailed(l *relayLeg, err error) bool {
 		// still counts and no sender blocks on it.
 		return true
 	}
-	if l.idx == 0 && (r.detached() || r.tryDetach()) {
+	if l.side == clientSide && (r.detached() || r.tryDetach()) {
 		return false // the client vanished: the session waits for it
 	}
-	r.s.log.Info("write failed", "leg", []string{"client", "upstream"}[l.idx], "err", err)
+	r.s.log.Info("write failed", "leg", l.side.String(), "err", err)
 	r.s.cancel(err)
 	return false
 }

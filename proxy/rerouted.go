@@ -3,6 +3,9 @@ package proxy
 import (
 	"bytes"
 	"strings"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // A 2.0 client's message to another 2.0 session's full JID, which the 1.0
@@ -18,7 +21,7 @@ import (
 // noteFullJIDSend leaves a hint in the recipient's account when the 2.0
 // session from sends a message to one of that account's 2.0 sessions.
 func (r *relay) noteFullJIDSend(from string, raw []byte) {
-	if bytes.IndexByte(attrBytes(raw, "to"), '/') < 0 {
+	if bytes.IndexByte(stream.AttrBytes(raw, "to"), '/') < 0 {
 		return // to a bare JID: nothing to remember, nothing allocated
 	}
 	p, ok := hintOf(raw, from)
@@ -36,10 +39,10 @@ func (r *relay) noteFullJIDSend(from string, raw []byte) {
 // proxy sent to another full JID than self. The hint stays while copies may
 // still land on other sessions; the addressed session uses it up.
 func (acc *account) misdelivered(raw []byte, self string) bool {
-	if acc.sent.n.Load() == 0 || !bytes.Contains(raw, []byte(nsXMPP2)) {
+	if acc.sent.n.Load() == 0 || !bytes.Contains(raw, []byte(ns.XMPP2)) {
 		return false
 	}
-	p, ok := acc.sent.find(strings.ToLower(attrString(raw, "from")), attrString(raw, "id"))
+	p, ok := acc.sent.find(strings.ToLower(stream.AttrString(raw, "from")), stream.AttrString(raw, "id"))
 	if !ok {
 		return false
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -52,8 +54,8 @@ func (r *relay) deliver(stanza []byte) {
 // carbon or a MAM result is a wrapper the client takes apart itself; only
 // plain messages (an unwrapped received carbon among them) are marked.
 func entering(stanza []byte) []byte {
-	if bytes.Contains(stanza, []byte(nsMAM)) && bytes.Contains(stanza, []byte("<result")) ||
-		bytes.Contains(stanza, []byte(nsCarbons)) && bytes.Contains(stanza, []byte("<sent")) {
+	if bytes.Contains(stanza, []byte(ns.MAM)) && bytes.Contains(stanza, []byte("<result")) ||
+		bytes.Contains(stanza, []byte(ns.Carbons)) && bytes.Contains(stanza, []byte("<sent")) {
 		return stanza
 	}
 	out, _, err := rewrite.Entering(stanza)
@@ -68,13 +70,13 @@ func entering(stanza []byte) []byte {
 // Only Prosody shows it: ejabberd addresses every copy it delivers to the
 // receiving session, and the message then looks sent here (docs/protocol.md).
 func reroutedFullJID(raw []byte, self string) bool {
-	if !bytes.Contains(raw, []byte(nsXMPP2)) {
+	if !bytes.Contains(raw, []byte(ns.XMPP2)) {
 		return false
 	}
 	_, route, err := rewrite.Entering(raw)
 	if err != nil || !route.Marked2 {
 		return false
 	}
-	to := attrString(raw, "to")
+	to := stream.AttrString(raw, "to")
 	return strings.Contains(to, "/") && !strings.EqualFold(to, self)
 }

@@ -5,19 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"strings"
-)
 
-// Namespaces of the 2.0 front end (XEP-0388, XEP-0386, XEP-0198, XEP-0280,
-// XEP-0352 and the contract's own).
-const (
-	nsSASL2   = "urn:xmpp:sasl:2"
-	nsBind2   = "urn:xmpp:bind:0"
-	nsSM      = "urn:xmpp:sm:3"
-	nsCarbons = "urn:xmpp:carbons:2"
-	nsCSI     = "urn:xmpp:csi:0"
-	nsXMPP2   = "urn:xmpp:xmpp2:0"
-	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // authenticate is a SASL2 <authenticate/> (XEP-0388 section 2.3) with the
@@ -102,8 +92,8 @@ func parseAuthenticate(raw []byte) (*authenticate, error) {
 // sasl1Auth renders the RFC 6120 <auth/> for the upstream. An absent initial
 // response stays absent; an empty one is "=" (RFC 6120 6.4.2).
 func (a *authenticate) sasl1Auth() []byte {
-	b := []byte("<auth xmlns='" + nsSASL + "' mechanism='")
-	b = appendEscaped(b, a.Mechanism)
+	b := []byte("<auth xmlns='" + ns.SASL + "' mechanism='")
+	b = stream.AppendEscaped(b, a.Mechanism)
 	if a.InitialResponse == nil {
 		return append(b, "'/>"...)
 	}
@@ -112,7 +102,7 @@ func (a *authenticate) sasl1Auth() []byte {
 	if ir == "" {
 		ir = "="
 	}
-	b = appendEscaped(b, ir)
+	b = stream.AppendEscaped(b, ir)
 	return append(b, "</auth>"...)
 }
 
@@ -145,16 +135,16 @@ func (a *authenticate) saslUsername() string {
 
 // sasl2Challenge wraps an upstream <challenge/>'s data for the client.
 func sasl2Wrap(local string, upstream []byte) []byte {
-	b := []byte("<" + local + " xmlns='" + nsSASL2 + "'>")
-	b = appendEscaped(b, innerText(upstream))
+	b := []byte("<" + local + " xmlns='" + ns.SASL2 + "'>")
+	b = stream.AppendEscaped(b, innerText(upstream))
 	return append(b, "</"+local+">"...)
 }
 
 // sasl1Response turns a client's SASL2 <response/> into RFC 6120 framing. A
 // 'mechanism' attribute (xmpp.js adds one) is tolerated and dropped.
 func sasl1Response(raw []byte) []byte {
-	b := []byte("<response xmlns='" + nsSASL + "'>")
-	b = appendEscaped(b, innerText(raw))
+	b := []byte("<response xmlns='" + ns.SASL + "'>")
+	b = stream.AppendEscaped(b, innerText(raw))
 	return append(b, "</response>"...)
 }
 
@@ -200,10 +190,10 @@ func saslFailureParts(failure []byte) (cond, text string) {
 }
 
 func saslFailure2(condition, text string) []byte {
-	b := []byte("<failure xmlns='" + nsSASL2 + "'><" + condition + " xmlns='" + nsSASL + "'/>")
+	b := []byte("<failure xmlns='" + ns.SASL2 + "'><" + condition + " xmlns='" + ns.SASL + "'/>")
 	if text != "" {
 		b = append(b, "<text>"...)
-		b = appendEscaped(b, text)
+		b = stream.AppendEscaped(b, text)
 		b = append(b, "</text>"...)
 	}
 	return append(b, "</failure>"...)
@@ -212,15 +202,15 @@ func saslFailure2(condition, text string) []byte {
 // sasl2Advertisement is the SASL2 feature (contract section 1): mechanisms
 // and every inline feature the proxy honours.
 func sasl2Advertisement(mechanisms []string) []byte {
-	b := []byte("<authentication xmlns='" + nsSASL2 + "'>")
+	b := []byte("<authentication xmlns='" + ns.SASL2 + "'>")
 	for _, m := range mechanisms {
 		b = append(b, "<mechanism>"...)
-		b = appendEscaped(b, m)
+		b = stream.AppendEscaped(b, m)
 		b = append(b, "</mechanism>"...)
 	}
-	b = append(b, "<inline><bind xmlns='"+nsBind2+"'><inline>"+
-		"<feature var='"+nsCarbons+"'/><feature var='"+nsSM+"'/>"+
-		"<feature var='"+nsCSI+"'/><feature var='"+nsXMPP2+"'/>"+
-		"</inline></bind><sm xmlns='"+nsSM+"'/></inline></authentication>"...)
+	b = append(b, "<inline><bind xmlns='"+ns.Bind2+"'><inline>"+
+		"<feature var='"+ns.Carbons+"'/><feature var='"+ns.SM+"'/>"+
+		"<feature var='"+ns.CSI+"'/><feature var='"+ns.XMPP2+"'/>"+
+		"</inline></bind><sm xmlns='"+ns.SM+"'/></inline></authentication>"...)
 	return b
 }

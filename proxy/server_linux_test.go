@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // emfileChildEnv makes TestAcceptSurvivesDescriptorExhaustion, run again
@@ -174,7 +176,7 @@ dialing:
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c := &testClient{t: t, conn: conn, fr: NewFramer(bufio.NewReader(conn), clientLimits)}
+	c := &testClient{t: t, conn: conn, fr: stream.NewFramer(bufio.NewReader(conn), clientLimits)}
 	c.login()
 	await(recovered, "the proxy said it accepts again")
 	conn.Close()

@@ -1,20 +1,17 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 var sessionIDs atomic.Uint64
@@ -26,10 +23,10 @@ type session struct {
 	srv       *Server
 	id        uint64 // numbers the connection in logs and names its relay
 	log       *slog.Logger
-	rawConn   net.Conn    // the accepted TCP connection, closed on abort
-	conn      net.Conn    // rawConn, or the TLS connection over it
-	rec       *recordConn // under the client TLS connection, if any
-	fr        *Framer
+	rawConn   net.Conn           // the accepted TCP connection, closed on abort
+	conn      net.Conn           // rawConn, or the TLS connection over it
+	rec       *stream.RecordConn // under the client TLS connection, if any
+	fr        *stream.Framer
 	directTLS bool
 	secure    bool
 	// ws: the client came over the WebSocket listener (RFC 7395), where
@@ -68,7 +65,7 @@ type session struct {
 	kind         string
 	account      string
 	handshakeErr error
-	endErr       atomic.Pointer[StreamError]
+	endErr       atomic.Pointer[stream.Error]
 	stats        sessionStats
 	// openKind is the kind the metrics count this session open under:
 	// "" (none) until it relays.
@@ -111,18 +108,18 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *session {
 		log:       srv.log.With("conn", id, "remote", conn.RemoteAddr().String()),
 		rawConn:   conn,
 		conn:      conn,
-		fr:        NewFramer(conn, srv.preauthLimits()),
+		fr:        stream.NewFramer(conn, srv.preauthLimits()),
 		directTLS: directTLS,
 		ctx:       ctx,
 		cancel:    cancel,
 		start:     time.Now(),
 	}
-	s.fr.countInto(&s.stats.fromClient)
+	s.fr.CountInto(&s.stats.fromClient)
 	return s
 }
 
-func (s *Server) preauthLimits() Limits {
-	return Limits{MaxBytes: s.cfg.Limits.MaxPreauthBytes, MaxDepth: s.cfg.Limits.MaxDepth}
+func (s *Server) preauthLimits() stream.Limits {
+	return stream.Limits{MaxBytes: s.cfg.Limits.MaxPreauthBytes, MaxDepth: s.cfg.Limits.MaxDepth}
 }
 
 // run negotiates the session, then hands it to the relay's goroutines and
@@ -253,345 +250,8 @@ func (s *session) abort(cause error) {
 	s.closeConns()
 }
 
-// handshake negotiates the client stream and relays SASL. It returns once
-// both legs have restarted their streams after a successful authentication.
-func (s *session) handshake() error {
-	deadline := time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Handshake))
-	s.handshakeDeadline = deadline
-	_ = s.conn.SetDeadline(deadline)
-	if s.ctx.Err() != nil { // shut down before the deadline was set
-		return context.Cause(s.ctx)
-	}
-	if s.directTLS {
-		if err := s.upgradeClientTLS(); err != nil {
-			return err
-		}
-	}
-	for {
-		if err := s.openClientStream(); err != nil {
-			return err
-		}
-		features, err := s.preAuthFeatures()
-		if err != nil {
-			return err
-		}
-		if err := s.writeClientHeader(newStreamID(), features); err != nil {
-			return err
-		}
-		restart, err := s.preAuthElements(deadline)
-		if err != nil {
-			return err
-		}
-		if !restart {
-			if s.v2 != nil {
-				return nil // SASL2: no stream restart, already online
-			}
-			return s.restartAfterAuth()
-		}
-	}
-}
-
-// preAuthElements handles the client's elements on one pre-auth stream. It
-// returns restart=true after STARTTLS, false after a successful SASL.
-func (s *session) preAuthElements(deadline time.Time) (restart bool, err error) {
-	for {
-		u, err := s.nextClientElement()
-		if err != nil {
-			return false, err
-		}
-		start, err := startOf(u.Raw)
-		if err != nil {
-			return false, streamErr(CondNotWellFormed, err.Error())
-		}
-		switch {
-		case start.Name.Space == nsTLS && start.Name.Local == "starttls":
-			if s.secure || s.srv.tls == nil || s.ws {
-				_ = s.writeClient([]byte("<failure xmlns='" + nsTLS + "'/>" + streamEnd))
-				return false, errClientClosed
-			}
-			if err := s.writeClient([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
-				return false, err
-			}
-			return true, s.upgradeClientTLS()
-		case start.Name.Space == nsSASL && start.Name.Local == "auth":
-			s.kind = kindClassic
-			ok, err := s.authenticate(u.Raw, attr(start, "mechanism"), deadline)
-			if err != nil || ok {
-				return false, err
-			}
-		case start.Name.Space == nsSASL2 && start.Name.Local == "authenticate":
-			if s.configVersion != "" && configVersionMismatch(u.Raw, s.configVersion) {
-				// Refused before anything goes upstream (XEP-0509).
-				if err := s.writeClient(configVersionFailure()); err != nil {
-					return false, err
-				}
-				continue
-			}
-			s.kind = kind2
-			ok, err := s.authenticate2(u.Raw, deadline)
-			if err != nil || ok {
-				return false, err
-			}
-		default:
-			return false, streamErr(CondNotAuthorized, "authenticate before sending "+start.Name.Local)
-		}
-	}
-}
-
-// nextClientElement skips whitespace and reports a closed stream as
-// errClientClosed.
-func (s *session) nextClientElement() (Unit, error) {
-	for {
-		u, err := s.fr.Next()
-		if err != nil {
-			return u, err
-		}
-		switch u.Kind {
-		case UnitElement:
-			return u, nil
-		case UnitStreamClose:
-			_ = s.writeClient([]byte(streamEnd))
-			return u, errClientClosed
-		}
-	}
-}
-
-// openClientStream reads and checks the client's stream header.
-func (s *session) openClientStream() error {
-	s.headerSent = false
-	u, err := s.fr.Next()
-	if err != nil {
-		return err
-	}
-	if u.Kind != UnitStreamOpen {
-		return streamErr(CondNotWellFormed, "expected a stream header")
-	}
-	h, err := parseStreamHeader(u.Raw)
-	if err != nil {
-		return err
-	}
-	domain := strings.ToLower(h.to)
-	if domain == "" {
-		domain = s.srv.cfg.Domains[0]
-	}
-	if !s.srv.domains[domain] {
-		return streamErr(CondHostUnknown, "this proxy does not serve "+h.to)
-	}
-	if s.domain != "" && domain != s.domain {
-		return streamErr(CondHostUnknown, "the domain changed on stream restart")
-	}
-	s.domain, s.lang = domain, h.lang
-	// One upstream connection per session: the restarts after STARTTLS
-	// and SASL keep the one already dialed.
-	if s.upCh == nil && s.up == nil {
-		s.upCh = make(chan upstreamResult, 1)
-		// The dial gets its own copies: the stream fields are rewritten
-		// on every restart while it runs.
-		go func(ctx context.Context, ch chan<- upstreamResult, domain, lang string) {
-			up, err := s.srv.dialUpstream(ctx, domain, lang, s.peer)
-			ch <- upstreamResult{up, err}
-		}(s.ctx, s.upCh, domain, h.lang)
-	}
-	return nil
-}
-
-// upstream waits for the upstream leg started by openClientStream.
-func (s *session) upstream() (*upstreamLeg, error) {
-	if s.up != nil {
-		return s.up, nil
-	}
-	r := <-s.upCh
-	s.upCh = nil
-	if r.err != nil {
-		return nil, r.err
-	}
-	s.mu.Lock()
-	s.up = r.up
-	s.mu.Unlock()
-	return r.up, nil
-}
-
-// preAuthFeatures renders the features of a pre-auth stream. Where SASL2
-// is offered, the XEP-0509 <config-version/> comes last, its token taken
-// over everything before it.
-func (s *session) preAuthFeatures() ([]byte, error) {
-	s.configVersion = ""
-	b := []byte("<stream:features>")
-	if !s.secure && s.srv.tls != nil && !s.ws {
-		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
-		if !s.srv.cfg.AllowPlaintext {
-			b = append(b, "<required/>"...)
-		}
-		b = append(b, "</starttls>"...)
-	}
-	if s.secure || s.srv.cfg.AllowPlaintext {
-		up, err := s.upstream()
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, "<mechanisms xmlns='"+nsSASL+"'>"...)
-		for _, m := range up.mechanisms {
-			b = append(b, "<mechanism>"...)
-			b = appendEscaped(b, m)
-			b = append(b, "</mechanism>"...)
-		}
-		b = append(b, "</mechanisms>"...)
-		b = append(b, sasl2Advertisement(up.mechanisms)...)
-		s.configVersion = configVersion(b)
-		b = appendConfigVersion(b, s.configVersion)
-	}
-	return append(b, "</stream:features>"...), nil
-}
-
-func (s *session) upgradeClientTLS() error {
-	if s.fr.Buffered() > 0 {
-		// Anything sent in the clear after <starttls/> could be an injection.
-		return streamErr(CondPolicyViolation, "data after <starttls/> before the TLS handshake")
-	}
-	rec := newRecordConn(s.conn)
-	tc := tls.Server(rec, s.srv.tls)
-	if err := tc.HandshakeContext(s.ctx); err != nil {
-		return fmt.Errorf("client tls: %w", err)
-	}
-	s.conn, s.rec = tc, rec
-	s.secure = true
-	s.fr.Reset(tc)
-	return nil
-}
-
-// saslProfile is how one SASL profile (RFC 6120 or XEP-0388) frames the
-// exchange for the client; the upstream always speaks RFC 6120.
-type saslProfile struct {
-	// failure renders a failure the proxy raises itself.
-	failure func(condition, text string) []byte
-	// challenge and upstreamFailure render the upstream's elements.
-	challenge, upstreamFailure func(raw []byte) []byte
-	// response relays the client's answer to a challenge.
-	response func() error
-}
-
-// classicSASL relays RFC 6120 SASL byte for byte.
-func (s *session) classicSASL() saslProfile {
-	same := func(raw []byte) []byte { return raw }
-	return saslProfile{failure: saslFailure1, challenge: same, upstreamFailure: same,
-		response: func() error { return s.relaySASLResponse(s.up) }}
-}
-
-// relaySASL checks the policy, sends the client's <auth/> upstream and runs
-// the challenge loop. It returns the upstream's <success/>, or nil after a
-// failure the client was told about (it may try again).
-func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadline time.Time) ([]byte, error) {
-	if !s.secure && !s.srv.cfg.AllowPlaintext {
-		return nil, s.writeClient(p.failure("encryption-required", "use STARTTLS before authenticating"))
-	}
-	up, err := s.upstream()
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(up.mechanisms, mechanism) {
-		return nil, s.writeClient(p.failure("invalid-mechanism", ""))
-	}
-	_ = up.conn.SetDeadline(deadline)
-	if s.ctx.Err() != nil { // shut down before the deadline was set
-		return nil, context.Cause(s.ctx)
-	}
-	account := saslAccount(auth, mechanism, s.domain)
-	if err := writeAll(up.conn, auth); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
-	}
-	for {
-		u, err := up.fr.Next()
-		if err != nil || u.Kind != UnitElement {
-			return nil, fmt.Errorf("%w: during SASL: %v", ErrUpstream, err)
-		}
-		start, _ := startOf(u.Raw)
-		if start.Name.Space == nsStream && start.Name.Local == "error" {
-			_ = s.writeClient(append(bytes.Clone(u.Raw), streamEnd...))
-			return nil, errUpstreamError
-		}
-		if start.Name.Space != nsSASL {
-			return nil, fmt.Errorf("%w: unexpected %s during SASL", ErrUpstream, start.Name.Local)
-		}
-		switch start.Name.Local {
-		case "success":
-			s.account = account
-			s.logAuth(mechanism, account, "")
-			return bytes.Clone(u.Raw), nil
-		case "failure":
-			s.logAuth(mechanism, account, saslCondition(u.Raw))
-			return nil, s.writeClient(p.upstreamFailure(u.Raw))
-		case "challenge":
-			if err := s.writeClient(p.challenge(u.Raw)); err != nil {
-				return nil, err
-			}
-			if err := p.response(); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, fmt.Errorf("%w: unexpected SASL element %s", ErrUpstream, start.Name.Local)
-		}
-	}
-}
-
-// authenticate relays one classic SASL exchange. It reports whether it
-// succeeded; a failure leaves the stream open for another attempt.
-func (s *session) authenticate(auth []byte, mechanism string, deadline time.Time) (bool, error) {
-	success, err := s.relaySASL(s.classicSASL(), auth, mechanism, deadline)
-	if err != nil || success == nil {
-		return false, err
-	}
-	return true, s.writeClient(success)
-}
-
-// relaySASLResponse forwards the client's <response/> or <abort/>.
-func (s *session) relaySASLResponse(up *upstreamLeg) error {
-	u, err := s.nextClientElement()
-	if err != nil {
-		return err
-	}
-	start, _ := startOf(u.Raw)
-	if start.Name.Space != nsSASL || (start.Name.Local != "response" && start.Name.Local != "abort") {
-		return streamErr(CondNotAuthorized, "expected a SASL response")
-	}
-	if err := writeAll(up.conn, u.Raw); err != nil {
-		return fmt.Errorf("%w: %w", ErrUpstream, err)
-	}
-	return nil
-}
-
-// saslFailure1 renders an RFC 6120 <failure/>.
-func saslFailure1(condition, text string) []byte {
-	b := []byte("<failure xmlns='" + nsSASL + "'><" + condition + "/>")
-	if text != "" {
-		b = append(b, "<text xml:lang='en'>"...)
-		b = appendEscaped(b, text)
-		b = append(b, "</text>"...)
-	}
-	return append(b, "</failure>"...)
-}
-
-// restartAfterAuth restarts both streams (RFC 6120 6.4.6) and hands the
-// client the upstream's post-auth features unchanged.
-func (s *session) restartAfterAuth() error {
-	up := s.up
-	if err := writeAll(up.conn, appendStreamHeader(nil, s.domain, "", "", s.lang)); err != nil {
-		return fmt.Errorf("%w: %w", ErrUpstream, err)
-	}
-	s.fr.Reset(nil)
-	if err := s.openClientStream(); err != nil {
-		return err
-	}
-	up.fr.Reset(nil)
-	features, id, err := up.readHeaderAndFeatures()
-	if err != nil {
-		return fmt.Errorf("%w: after auth: %w", ErrUpstream, err)
-	}
-	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
-	return s.writeClientHeader(id, features)
-}
-
 func (s *session) writeClientHeader(id string, rest []byte) error {
-	b := appendStreamHeader(nil, "", s.domain, id, "en")
+	b := stream.AppendHeader(nil, "", s.domain, id, "en")
 	s.headerSent = true
 	return s.writeClient(append(b, rest...))
 }
@@ -605,19 +265,19 @@ func (s *session) writeClient(b []byte) error {
 
 // handshakeFailed tells the client why, when there is something to say.
 func (s *session) handshakeFailed(err error) {
-	se := asStreamError(err)
+	se := stream.AsError(err)
 	var ne net.Error
 	switch {
 	case s.ctx.Err() != nil:
 		if errors.Is(context.Cause(s.ctx), errShutdown) {
-			se = streamErr(CondSystemShutdown, "the proxy is shutting down")
+			se = stream.NewError(stream.CondSystemShutdown, "the proxy is shutting down")
 		}
 	case se != nil:
 	case errors.Is(err, ErrUpstream):
 		s.log.Warn("upstream failed", "err", err)
-		se = streamErr(CondRemoteConnectionFailed, "the upstream server cannot be reached")
+		se = stream.NewError(stream.CondRemoteConnectionFailed, "the upstream server cannot be reached")
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
-		se = streamErr(CondConnectionTimeout, "stream negotiation took too long")
+		se = stream.NewError(stream.CondConnectionTimeout, "stream negotiation took too long")
 	}
 	if se == nil {
 		if !errors.Is(err, errClientClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, errUpstreamError) {
@@ -633,11 +293,11 @@ func (s *session) handshakeFailed(err error) {
 		if domain == "" {
 			domain = s.srv.cfg.Domains[0]
 		}
-		b = appendStreamHeader(b, "", domain, newStreamID(), "en")
+		b = stream.AppendHeader(b, "", domain, newStreamID(), "en")
 	}
 	b = se.AppendXML(b)
-	_ = s.writeClient(append(b, streamEnd...))
+	_ = s.writeClient(append(b, stream.CloseTag...))
 	if s.up != nil {
-		_ = writeAll(s.up.conn, []byte(streamEnd))
+		_ = writeDirect(s.up.conn, []byte(stream.CloseTag))
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
@@ -62,7 +64,7 @@ type session2 struct {
 func (s *session) authenticate2(raw []byte, deadline time.Time) (bool, error) {
 	a, err := parseAuthenticate(raw)
 	if err != nil {
-		return false, streamErr(CondBadFormat, "malformed <authenticate/>")
+		return false, stream.NewError(stream.CondBadFormat, "malformed <authenticate/>")
 	}
 	profile := saslProfile{
 		failure:         saslFailure2,
@@ -106,10 +108,10 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	}
 	success := func(v *session2, resumed []byte) []byte {
 		s.srv.metrics.resumed(outcomeOK) // it is: the greeting is written next
-		b := []byte("<success xmlns='" + nsSASL2 + "'>")
+		b := []byte("<success xmlns='" + ns.SASL2 + "'>")
 		b = appendAdditional(b, additional)
 		b = append(b, "<authorization-identifier>"...)
-		b = appendEscaped(b, v.jid)
+		b = stream.AppendEscaped(b, v.jid)
 		b = append(b, "</authorization-identifier>"...)
 		b = append(b, resumed...)
 		return append(b, "</success><stream:features/>"...)
@@ -124,7 +126,7 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	up := s.up
 	s.up, s.handedOff = nil, true
 	s.mu.Unlock()
-	_ = writeAll(up.conn, []byte(streamEnd))
+	_ = writeDirect(up.conn, []byte(stream.CloseTag))
 	up.conn.Close()
 	s.log.Info("2.0 session resumed", "previd", prev.PrevID)
 	return true
@@ -135,17 +137,17 @@ func (s *session) relaySASL2Response() error {
 	if err != nil {
 		return err
 	}
-	start, _ := startOf(u.Raw)
+	start, _ := stream.StartOf(u.Raw)
 	var out []byte
 	switch {
-	case start.Name.Space == nsSASL2 && start.Name.Local == "response":
+	case start.Name.Space == ns.SASL2 && start.Name.Local == "response":
 		out = sasl1Response(u.Raw)
-	case start.Name.Space == nsSASL2 && start.Name.Local == "abort":
-		out = []byte("<abort xmlns='" + nsSASL + "'/>")
+	case start.Name.Space == ns.SASL2 && start.Name.Local == "abort":
+		out = []byte("<abort xmlns='" + ns.SASL + "'/>")
 	default:
-		return streamErr(CondNotAuthorized, "expected a SASL2 response")
+		return stream.NewError(stream.CondNotAuthorized, "expected a SASL2 response")
 	}
-	if err := writeAll(s.up.conn, out); err != nil {
+	if err := writeDirect(s.up.conn, out); err != nil {
 		return fmt.Errorf("%w: %w", ErrUpstream, err)
 	}
 	return nil
@@ -176,7 +178,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 		enabled, _ = v2.enableSM() // a fresh machine: cannot fail
 	}
 	s.v2 = v2
-	s.fr.SetLimits(Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
+	s.fr.SetLimits(stream.Limits{MaxBytes: s.srv.cfg.Limits.MaxStanzaBytes, MaxDepth: s.srv.cfg.Limits.MaxDepth})
 	b := appendSuccess(nil, additional, bs, st, enabled, resumeFailed)
 	b = append(b, "<stream:features/>"...)
 	// The catch-up streams from the relay (catchup.go); without one, what
@@ -190,7 +192,7 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 	for _, raw := range sent {
 		q, err := v2.sm.Queue(raw)
 		if err != nil {
-			return streamErr(CondPolicyViolation, "the catch-up exceeds limits.max_unacked")
+			return stream.NewError(stream.CondPolicyViolation, "the catch-up exceeds limits.max_unacked")
 		}
 		ask = ask || q.AskClient
 	}
@@ -206,12 +208,12 @@ func (s *session) bringOnline(a *authenticate, additional string, resumeFailed b
 // fromClient applies the client leg's stream management and reports
 // whether the unit goes upstream.
 func (v *session2) fromClient(r *relay, raw []byte) []byte {
-	name, xmlns := elementName(raw)
-	if string(xmlns) == nsSM {
+	name, xmlns := stream.ElementName(raw)
+	if string(xmlns) == ns.SM {
 		v.clientSM(r, string(name), raw)
 		return nil
 	}
-	if !isStanza(name) {
+	if !stream.IsStanza(name) {
 		return raw
 	}
 	out := raw
@@ -264,12 +266,12 @@ func (v *session2) sendOwnUpstream(r *relay, b []byte) bool {
 // the stanzas that go to the client itself (toClient); it returns only
 // other units to forward.
 func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
-	name, xmlns := elementName(raw)
-	if string(xmlns) == nsSM {
+	name, xmlns := stream.ElementName(raw)
+	if string(xmlns) == ns.SM {
 		v.upstreamSM(r, string(name), raw)
 		return nil
 	}
-	if !isStanza(name) {
+	if !stream.IsStanza(name) {
 		return raw
 	}
 	v.mu.Lock()

@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 func TestRoutingHelpers(t *testing.T) {
@@ -51,8 +53,8 @@ func TestRoutingHelpers(t *testing.T) {
 
 func TestCountStanzas(t *testing.T) {
 	b := []byte("<inactive xmlns='urn:xmpp:csi:0'/><presence/><iq type='get' id='1'><q/></iq><message><body>x</body></message><enable xmlns='urn:xmpp:sm:3'/>")
-	if n := countStanzas(b); n != 3 {
-		t.Fatalf("countStanzas = %d, want 3", n)
+	if n := stream.CountStanzas(b); n != 3 {
+		t.Fatalf("CountStanzas = %d, want 3", n)
 	}
 }
 

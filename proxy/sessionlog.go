@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // What a session logs for its operator: one line when it starts, one when
@@ -37,9 +39,9 @@ type sessionStats struct {
 }
 
 // wrote counts n bytes written to a relay leg's peer; only the client leg
-// (0) is counted.
-func (st *sessionStats) wrote(leg, n int) {
-	if leg == 0 {
+// is counted.
+func (st *sessionStats) wrote(leg legSide, n int) {
+	if leg == clientSide {
 		st.toClient.Add(int64(n))
 	}
 }
@@ -62,7 +64,7 @@ func (s *session) logStart() {
 
 // endedWith records the stream error that ends the session; the first
 // one is the cause.
-func (s *session) endedWith(se *StreamError) {
+func (s *session) endedWith(se *stream.Error) {
 	if se != nil && s.endErr.CompareAndSwap(nil, se) {
 		s.srv.metrics.streamError(se.Condition)
 	}
@@ -122,7 +124,7 @@ func (s *session) outcome() (label, text string) {
 	s.mu.Unlock()
 	if r != nil {
 		r.mu.Lock()
-		client, upstream := r.closedIn[0], r.closedIn[1]
+		client, upstream := r.closedIn[clientSide], r.closedIn[upstreamSide]
 		r.mu.Unlock()
 		switch {
 		case client && upstream:

@@ -3,10 +3,8 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // logBuffer keeps what a server logged, for tests to search.
@@ -136,11 +137,11 @@ func dialCounted(t *testing.T, srv *Server) (*testClient, *countingConn) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	cc := &countingConn{Conn: conn}
-	return &testClient{t: t, conn: cc, fr: NewFramer(bufio.NewReader(cc), clientLimits)}, cc
+	return &testClient{t: t, conn: cc, fr: stream.NewFramer(bufio.NewReader(cc), clientLimits)}, cc
 }
 
 func authenticate2(mechanism, initialResponse string) string {
-	return "<authenticate xmlns='" + nsSASL2 + "' mechanism='" + mechanism + "'><initial-response>" +
+	return "<authenticate xmlns='" + ns.SASL2 + "' mechanism='" + mechanism + "'><initial-response>" +
 		initialResponse + "</initial-response></authenticate>"
 }
 
@@ -155,20 +156,20 @@ func bringOnline2(t *testing.T, c *testClient, up *fakeConn) {
 	// The replay comes in one write: bind, carbons, archive metadata, and
 	// without a catch-up of its own the empty archive query.
 	for _, id := range []string{idBind, idCarbons, idMetadata, idArchiveMark} {
-		if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), "id='"+id+"'") {
+		if u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), "id='"+id+"'") {
 			t.Fatalf("upstream got %q, want the Bind2 replay's %s", u.Raw, id)
 		}
 	}
-	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+nsBind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
+	up.send(t, "<iq type='result' id='"+idBind+"'><bind xmlns='"+ns.Bind+"'><jid>alice@localhost/x2</jid></bind></iq>"+
 		"<iq type='result' id='"+idCarbons+"'/><iq type='result' id='"+idMetadata+"'/>")
-	if raw := c.nextOf(UnitElement); !bytes.HasPrefix(raw, []byte("<success xmlns='"+nsSASL2+"'")) {
+	if raw := c.nextOf(stream.UnitElement); !bytes.HasPrefix(raw, []byte("<success xmlns='"+ns.SASL2+"'")) {
 		t.Fatalf("client got %q, want SASL2 <success/>", raw)
 	}
-	c.nextOf(UnitElement) // <stream:features/>
+	c.nextOf(stream.UnitElement) // <stream:features/>
 }
 
 // skipUntil reads what up receives until a unit of kind.
-func skipUntil(t *testing.T, up *fakeConn, kind UnitKind) Unit {
+func skipUntil(t *testing.T, up *fakeConn, kind stream.UnitKind) stream.Unit {
 	t.Helper()
 	for {
 		ev := up.next(t)
@@ -185,9 +186,9 @@ func skipUntil(t *testing.T, up *fakeConn, kind UnitKind) Unit {
 // stream, the upstream answers, and the client reads the answer.
 func closeBothWays(t *testing.T, c *testClient, up *fakeConn) {
 	t.Helper()
-	c.send(streamEnd)
-	skipUntil(t, up, UnitStreamClose)
-	up.send(t, streamEnd)
+	c.send(stream.CloseTag)
+	skipUntil(t, up, stream.UnitStreamClose)
+	up.send(t, stream.CloseTag)
 	c.expectStreamClose()
 }
 
@@ -204,15 +205,15 @@ func TestNoCredentialOrBodyIsLoggedAtAnyLevel(t *testing.T) {
 		"classic": func(t *testing.T, c *testClient, fake *fakeUpstream) {
 			c.openStream()
 			c.send(authPlain("alice", password))
-			c.expect(UnitElement, saslSuccess)
+			c.expect(stream.UnitElement, saslSuccess)
 			c.restartAndBind()
 			up := fake.accept(t)
 			c.send(msg)
-			if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), body) {
+			if u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), body) {
 				t.Fatalf("upstream got %q, want the message", u.Raw)
 			}
 			up.send(t, msg) // and a message to the client
-			c.expect(UnitElement, msg)
+			c.expect(stream.UnitElement, msg)
 			closeBothWays(t, c, up)
 		},
 		"2.0": func(t *testing.T, c *testClient, fake *fakeUpstream) {
@@ -221,11 +222,11 @@ func TestNoCredentialOrBodyIsLoggedAtAnyLevel(t *testing.T) {
 			up := fake.accept(t)
 			bringOnline2(t, c, up)
 			c.send(msg)
-			if u := skipUntil(t, up, UnitElement); !strings.Contains(string(u.Raw), body) {
+			if u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), body) {
 				t.Fatalf("upstream got %q, want the message", u.Raw)
 			}
 			up.send(t, msg)
-			if raw := c.nextOf(UnitElement); !strings.Contains(string(raw), body) {
+			if raw := c.nextOf(stream.UnitElement); !strings.Contains(string(raw), body) {
 				t.Fatalf("client got %q, want the message", raw)
 			}
 			closeBothWays(t, c, up)
@@ -281,7 +282,7 @@ func TestEveryAuthenticationIsLoggedAtInfo(t *testing.T) {
 		{"a 2.0 failure", nil, authenticate2("PLAIN", wrongPassword),
 			"authentication failed", kind2, "PLAIN", "alice@localhost", "not-authorized"},
 		{"a SCRAM username is the account", []string{"SCRAM-SHA-1"},
-			"<auth xmlns='" + nsSASL + "' mechanism='SCRAM-SHA-1'>" + scram + "</auth>",
+			"<auth xmlns='" + ns.SASL + "' mechanism='SCRAM-SHA-1'>" + scram + "</auth>",
 			"authenticated", kindClassic, "SCRAM-SHA-1", "alice@localhost", ""},
 	}
 	for _, tc := range tests {
@@ -354,9 +355,9 @@ func TestTheFail2banFilterFindsTheClientAddress(t *testing.T) {
 			c.openStream()
 			const forged = `msg="authentication failed" conn=1 remote=10.9.9.9:1 "msg":"authentication failed","conn":1,"remote":"10.9.9.9:1"`
 			c.send(authPlain(`mallory" `+forged, "wrong"))
-			c.nextOf(UnitElement) // the failure
+			c.nextOf(stream.UnitElement) // the failure
 			c.send(authPlain(forged, "secret"))
-			c.expect(UnitElement, saslSuccess)
+			c.expect(stream.UnitElement, saslSuccess)
 			if format == LogFormatJSON {
 				logs.wait(t, `"msg":"authenticated"`)
 			} else {
@@ -374,114 +375,6 @@ func TestTheFail2banFilterFindsTheClientAddress(t *testing.T) {
 			host, _, _ := net.SplitHostPort(c.conn.LocalAddr().String())
 			if len(found) != 1 || found[0] != host {
 				t.Fatalf("the filter found %q, want the client's %s once, in:\n%s", found, host, logs.String())
-			}
-		})
-	}
-}
-
-// The end line says how long the session lasted, what kind it was, how
-// it ended and how many bytes went each way.
-func TestTheSessionEndLineSaysWhatHappened(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		run     func(t *testing.T, c *testClient, fake *fakeUpstream, srv *Server)
-		kind    string
-		outcome string
-	}{
-		{"a classic session both sides closed", func(t *testing.T, c *testClient, fake *fakeUpstream, _ *Server) {
-			c.login()
-			closeBothWays(t, c, fake.accept(t))
-		}, kindClassic, "closed"},
-		{"a 2.0 session both sides closed", func(t *testing.T, c *testClient, fake *fakeUpstream, _ *Server) {
-			c.openStream()
-			c.send(authenticate2("PLAIN", plainResponse("alice", "secret")))
-			up := fake.accept(t)
-			bringOnline2(t, c, up)
-			closeBothWays(t, c, up)
-		}, kind2, "closed"},
-		{"the upstream dropped", func(t *testing.T, c *testClient, fake *fakeUpstream, _ *Server) {
-			c.login()
-			fake.accept(t).drop()
-			c.expectStreamError(CondRemoteConnectionFailed)
-			c.expectStreamClose()
-		}, kindClassic, "stream error: " + CondRemoteConnectionFailed},
-		{"the client vanished", func(t *testing.T, c *testClient, fake *fakeUpstream, _ *Server) {
-			c.login()
-			up := fake.accept(t)
-			c.conn.Close()
-			up.waitClosed(t)
-		}, kindClassic, "client vanished"},
-		{"the proxy shut down", func(t *testing.T, c *testClient, _ *fakeUpstream, srv *Server) {
-			c.login()
-			go func() { _ = srv.Shutdown(context.Background()) }()
-			c.expectStreamError(CondSystemShutdown)
-		}, kindClassic, "stream error: " + CondSystemShutdown},
-		{"a domain the proxy does not serve", func(t *testing.T, c *testClient, _ *fakeUpstream, _ *Server) {
-			c.send(strings.Replace(testHeader, "to='localhost'", "to='elsewhere.example'", 1))
-			c.nextOf(UnitStreamOpen)
-			c.expectStreamError(CondHostUnknown)
-		}, kindNone, "stream error: " + CondHostUnknown},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			fake := startFakeUpstream(t, false)
-			srv, logs := startLoggedProxy(t, fake.addr(), LogFormatJSON, nil)
-			c, counted := dialCounted(t, srv)
-			tc.run(t, c, fake, srv)
-			rec := logs.record(t, "session ended")
-			// Everything the proxy sent has been read once the
-			// connection is closed.
-			_, _ = io.Copy(io.Discard, c.conn)
-			for k, v := range map[string]any{"level": "INFO", "kind": tc.kind, "outcome": tc.outcome, "listener": "starttls"} {
-				if rec[k] != v {
-					t.Errorf("%s = %v, want %v (record %v)", k, rec[k], v, rec)
-				}
-			}
-			if d, ok := rec["duration"].(float64); !ok || d <= 0 {
-				t.Errorf("duration = %v, want a positive duration", rec["duration"])
-			}
-			if got, want := rec["bytes_in"], float64(counted.written.Load()); got != want {
-				t.Errorf("bytes_in = %v, want the %v bytes the client sent", got, want)
-			}
-			if got, want := rec["bytes_out"], float64(counted.read.Load()); got != want {
-				t.Errorf("bytes_out = %v, want the %v bytes the client received", got, want)
-			}
-			if start := logs.record(t, "session started"); start["listener"] != "starttls" || start["remote"] != c.conn.LocalAddr().String() {
-				t.Errorf("start line %v, want the listener and the client's address", start)
-			}
-		})
-	}
-}
-
-func TestSASLAccount(t *testing.T) {
-	t.Parallel()
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	auth := func(mech, ir string) []byte {
-		return []byte("<auth xmlns='" + nsSASL + "' mechanism='" + mech + "'>" + ir + "</auth>")
-	}
-	tests := []struct {
-		name string
-		auth []byte
-		mech string
-		want string
-	}{
-		{"PLAIN gives the authentication identity", auth("PLAIN", b64("\x00Alice\x00pw")), "PLAIN", "alice@example.org"},
-		{"PLAIN ignores the authorization identity", auth("PLAIN", b64("admin@example.org\x00bob\x00pw")), "PLAIN", "bob@example.org"},
-		{"SCRAM gives n=", auth("SCRAM-SHA-256", b64("n,,n=bob,r=abc")), "SCRAM-SHA-256", "bob@example.org"},
-		{"a username with a domain keeps it", auth("PLAIN", b64("\x00bob@other.example\x00pw")), "PLAIN", "bob@other.example"},
-		{"no initial response gives none", auth("PLAIN", ""), "PLAIN", ""},
-		{"an empty initial response gives none", auth("PLAIN", "="), "PLAIN", ""},
-		{"another mechanism gives none", auth("X-OAUTH2", b64("\x00bob\x00token")), "X-OAUTH2", ""},
-		{"bad base64 gives none", auth("PLAIN", "!!!"), "PLAIN", ""},
-		{"a long username is cut", auth("PLAIN", b64("\x00"+strings.Repeat("a", 300)+"\x00pw")), "PLAIN",
-			strings.Repeat("a", maxLoggedAccount) + "..."},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := saslAccount(tc.auth, tc.mech, "example.org"); got != tc.want {
-				t.Errorf("account %q, want %q", got, tc.want)
 			}
 		})
 	}

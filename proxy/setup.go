@@ -3,13 +3,14 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // archiveSync is one MAM catch-up: the account's or a room's.
@@ -160,11 +161,11 @@ func (st *setupState) run(deadline time.Time) error {
 	stepDeadline := time.Now().Add(time.Duration(st.s.srv.cfg.Timeouts.SetupStep))
 	for !st.allDone() {
 		if len(st.followUp) > 0 {
-			if err := writeAll(st.s.up.conn, st.followUp); err != nil {
+			if err := writeDirect(st.s.up.conn, st.followUp); err != nil {
 				return fmt.Errorf("%w: %w", ErrUpstream, err)
 			}
 			if st.wantSM {
-				st.out.upOut += countStanzas(st.followUp)
+				st.out.upOut += stream.CountStanzas(st.followUp)
 			}
 			st.followUp = nil
 		}
@@ -186,10 +187,10 @@ func (st *setupState) run(deadline time.Time) error {
 			}
 			return fmt.Errorf("%w: during bind: %w", ErrUpstream, err)
 		}
-		if u.Kind == UnitStreamClose {
+		if u.Kind == stream.UnitStreamClose {
 			return fmt.Errorf("%w: closed the stream during bind", ErrUpstream)
 		}
-		if u.Kind == UnitElement {
+		if u.Kind == stream.UnitElement {
 			if err := st.dispatch(u.Raw); err != nil {
 				return err
 			}
@@ -214,19 +215,19 @@ func (st *setupState) giveUp() {
 	for _, j := range st.joins {
 		if !j.done {
 			j.done = true
-			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + nsStanzas + "'/></error>")
+			j.errXML = []byte("<error type='wait'><remote-server-timeout xmlns='" + ns.Stanzas + "'/></error>")
 		}
 	}
 	st.out.abandoned = ab
 }
 
 func (st *setupState) dispatch(raw []byte) error {
-	name, xmlns := elementName(raw)
-	if st.out.smID != "" && isStanza(name) {
+	name, xmlns := stream.ElementName(raw)
+	if st.out.smID != "" && stream.IsStanza(name) {
 		st.out.upIn++
 	}
 	switch {
-	case string(xmlns) == nsSM:
+	case string(xmlns) == ns.SM:
 		return st.onSM(string(name), raw)
 	case string(name) == "stream:error":
 		return fmt.Errorf("%w: stream error during bind: %s", ErrUpstream, raw)
@@ -246,13 +247,13 @@ func (st *setupState) onSM(name string, raw []byte) error {
 	switch name {
 	case "enabled":
 		st.gotSM = true
-		start, _ := startOf(raw)
-		st.out.smID = attr(start, "id")
-		st.out.smResume = attr(start, "resume") == "true" || attr(start, "resume") == "1"
+		start, _ := stream.StartOf(raw)
+		st.out.smID = stream.StartAttr(start, "id")
+		st.out.smResume = stream.StartAttr(start, "resume") == "true" || stream.StartAttr(start, "resume") == "1"
 	case "failed":
 		st.gotSM = true
 	case "r":
-		if err := writeAll(st.s.up.conn, sm.AppendAck(nil, st.out.upIn)); err != nil {
+		if err := writeDirect(st.s.up.conn, sm.AppendAck(nil, st.out.upIn)); err != nil {
 			return fmt.Errorf("%w: %w", ErrUpstream, err)
 		}
 	}
@@ -260,8 +261,8 @@ func (st *setupState) onSM(name string, raw []byte) error {
 }
 
 func (st *setupState) onIQ(raw []byte) {
-	start, _ := startOf(raw)
-	id, typ := attr(start, "id"), attr(start, "type")
+	start, _ := stream.StartOf(raw)
+	id, typ := stream.StartAttr(start, "id"), stream.StartAttr(start, "type")
 	switch {
 	case id == idBind:
 		st.gotBind = true
@@ -306,7 +307,7 @@ func (st *setupState) onIQ(raw []byte) {
 func (st *setupState) onMetadata(raw []byte, typ string) {
 	if typ == "result" {
 		st.meta.edges = archiveEdges{}
-		if m := childElement(raw, nsMAM, "metadata"); m != nil {
+		if m := stream.ChildElement(raw, ns.MAM, "metadata"); m != nil {
 			st.meta.edges = parseMetadata(m)
 		}
 		st.meta.done = true
@@ -346,15 +347,15 @@ func (st *setupState) onMessage(raw []byte) {
 // joined, a presence error means the join failed. Every presence,
 // including the self-presence, is also live traffic for the client.
 func (st *setupState) onPresence(raw []byte) {
-	start, _ := startOf(raw)
-	from := attr(start, "from")
+	start, _ := stream.StartOf(raw)
+	from := stream.StartAttr(start, "from")
 	bareFrom, nick, _ := strings.Cut(from, "/")
 	for _, j := range st.joins {
 		if j.done || !strings.EqualFold(bareFrom, j.room) {
 			continue
 		}
 		switch {
-		case attr(start, "type") == "error":
+		case stream.StartAttr(start, "type") == "error":
 			j.done = true
 			j.errXML = errorChild(raw)
 			return // the client learns it from <join-failed/>
@@ -365,97 +366,6 @@ func (st *setupState) onPresence(raw []byte) {
 	st.out.pending = append(st.out.pending, bytes.Clone(raw))
 }
 
-// isSelfPresence reports a MUC presence that carries <status code='110'/>
-// in its muc#user <x/> (XEP-0045 7.2.2): the occupant's own, which ends
-// the join. It decodes the stanza rather than searching its bytes, so a
-// status elsewhere, or "code='110'" as data in another attribute or in a
-// text, does not count. Only joins in progress during setup ask.
-func isSelfPresence(raw []byte) bool {
-	var p struct {
-		X []struct {
-			Status []struct {
-				Code string `xml:"code,attr"`
-			} `xml:"http://jabber.org/protocol/muc#user status"`
-		} `xml:"http://jabber.org/protocol/muc#user x"`
-	}
-	if xml.Unmarshal(raw, &p) != nil {
-		return false
-	}
-	for _, x := range p.X {
-		for _, st := range x.Status {
-			if st.Code == "110" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// errorChild returns the <error/> element of a stanza, or a generic one.
-func errorChild(raw []byte) []byte {
-	if e := childElement(raw, nsClient, "error"); e != nil {
-		return bytes.Clone(e)
-	}
-	return []byte("<error type='cancel'><undefined-condition xmlns='" + nsStanzas + "'/></error>")
-}
-
-// appendBound adds the <bound/> children that depend on the setup answers:
-// archive metadata and the MUC join outcomes.
-func (st *setupState) appendBound(b []byte) []byte {
-	switch e := st.meta.edges; {
-	case e.startID != "" || e.endID != "":
-		b = append(b, "<metadata xmlns='"+nsMAM+"'>"...)
-		b = appendMetaItem(b, "start", e.startID, e.startTS)
-		b = appendMetaItem(b, "end", e.endID, e.endTS)
-		b = append(b, "</metadata>"...)
-	case st.meta.done:
-		b = append(b, "<metadata xmlns='"+nsMAM+"'/>"...)
-	}
-	for _, j := range st.joins {
-		if j.errXML != nil {
-			b = append(b, "<join-failed xmlns='"+nsXMPP2+"' room='"...)
-			b = appendEscaped(b, j.req.Room)
-			b = append(b, "'>"...)
-			b = append(b, clientError(j.errXML)...)
-			b = append(b, "</join-failed>"...)
-			continue
-		}
-		b = append(b, "<joined xmlns='"+nsXMPP2+"' room='"...)
-		b = appendEscaped(b, j.req.Room)
-		b = append(b, "' nick='"...)
-		b = appendEscaped(b, j.nick)
-		b = append(b, "'/>"...)
-	}
-	return b
-}
-
-func appendMetaItem(b []byte, name, id, ts string) []byte {
-	b = append(b, "<"+name+" id='"...)
-	b = appendEscaped(b, id)
-	b = append(b, "' timestamp='"...)
-	b = appendEscaped(b, ts)
-	return append(b, "'/>"...)
-}
-
-// appendPending adds what the upstream sent during setup, for a session
-// without a catch-up (with one, it comes after <synced/>: catchup.go). It
-// returns the stanzas written, in order, for the client leg's stream
-// management.
-func appendPending(b []byte, pending [][]byte) ([]byte, [][]byte) {
-	var sent [][]byte
-	for _, p := range pending {
-		name, _ := elementName(p)
-		if string(name) == "message" {
-			p = entering(p) // live traffic: the entering rules, as in the relay
-		}
-		b = append(b, p...)
-		if isStanza(name) {
-			sent = append(sent, p)
-		}
-	}
-	return b, sent
-}
-
 // askMetadata asks the server for the archive's edges (XEP-0313
 // <metadata/>), after all: the cache could not vouch for them.
 func (st *setupState) askMetadata() {
@@ -463,7 +373,7 @@ func (st *setupState) askMetadata() {
 	st.followUp = append(st.followUp, metadataQuery...)
 }
 
-var metadataQuery = []byte("<iq type='get' id='" + idMetadata + "'><metadata xmlns='" + nsMAM + "'/></iq>")
+var metadataQuery = []byte("<iq type='get' id='" + idMetadata + "'><metadata xmlns='" + ns.MAM + "'/></iq>")
 
 // endFromSync decides the archive's end from the first page of the
 // account catch-up, when the start came from the cache (see edgeCache

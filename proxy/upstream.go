@@ -10,6 +10,9 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // upstreamFeatures is what the proxy needs from the upstream's pre-auth
@@ -23,9 +26,9 @@ type upstreamFeatures struct {
 // stream to the upstream server.
 type upstreamLeg struct {
 	conn       net.Conn
-	sock       net.Conn    // the TCP connection under conn
-	rec        *recordConn // under the TLS connection, if any
-	fr         *Framer
+	sock       net.Conn           // the TCP connection under conn
+	rec        *stream.RecordConn // under the TLS connection, if any
+	fr         *stream.Framer
 	mechanisms []string // offered to clients: the upstream's minus -PLUS
 }
 
@@ -57,7 +60,7 @@ func (s *Server) dialNegotiated(ctx context.Context, domain, lang string, client
 		conn.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrUpstream, s.cfg.Upstream, err)
 	}
-	conn = withQuickAck(conn)
+	conn = stream.WithQuickAck(conn)
 	// Reads during negotiation only watch the deadline; closing the socket
 	// when the session goes away unblocks them at once.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -77,14 +80,14 @@ func (s *Server) negotiateUpstream(ctx context.Context, conn net.Conn, domain, l
 	_ = conn.SetDeadline(deadline)
 	up := &upstreamLeg{conn: conn, sock: conn}
 	if s.cfg.UpstreamTLS == UpstreamTLSDirect {
-		up.rec = newRecordConn(conn)
+		up.rec = stream.NewRecordConn(conn)
 		tc := tls.Client(up.rec, s.upstreamTLSConfig(domain))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		up.conn = tc
 	}
-	up.fr = NewFramer(up.conn, s.upstreamLimits())
+	up.fr = stream.NewFramer(up.conn, s.upstreamLimits())
 	feats, err := up.openStream(domain, lang)
 	if err != nil {
 		return nil, err
@@ -111,20 +114,20 @@ func (s *Server) negotiateUpstream(ctx context.Context, conn net.Conn, domain, l
 }
 
 func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, lang string) (upstreamFeatures, error) {
-	if err := writeAll(up.conn, []byte("<starttls xmlns='"+nsTLS+"'/>")); err != nil {
+	if err := writeDirect(up.conn, []byte("<starttls xmlns='"+ns.TLS+"'/>")); err != nil {
 		return upstreamFeatures{}, err
 	}
 	u, err := up.fr.Next()
 	if err != nil {
 		return upstreamFeatures{}, err
 	}
-	if start, _ := startOf(u.Raw); start.Name.Local != "proceed" || start.Name.Space != nsTLS {
+	if start, _ := stream.StartOf(u.Raw); start.Name.Local != "proceed" || start.Name.Space != ns.TLS {
 		return upstreamFeatures{}, fmt.Errorf("starttls refused: %s", u.Raw)
 	}
 	if up.fr.Buffered() > 0 {
 		return upstreamFeatures{}, errors.New("data after <proceed/> before the TLS handshake")
 	}
-	up.rec = newRecordConn(up.conn)
+	up.rec = stream.NewRecordConn(up.conn)
 	tc := tls.Client(up.rec, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return upstreamFeatures{}, fmt.Errorf("tls: %w", err)
@@ -137,7 +140,7 @@ func (up *upstreamLeg) startTLS(ctx context.Context, cfg *tls.Config, domain, la
 // openStream sends a stream header and reads the reply header and features.
 func (up *upstreamLeg) openStream(domain, lang string) (upstreamFeatures, error) {
 	var feats upstreamFeatures
-	if err := writeAll(up.conn, appendStreamHeader(nil, domain, "", "", lang)); err != nil {
+	if err := writeDirect(up.conn, stream.AppendHeader(nil, domain, "", "", lang)); err != nil {
 		return feats, err
 	}
 	raw, _, err := up.readHeaderAndFeatures()
@@ -157,10 +160,10 @@ func (up *upstreamLeg) readHeaderAndFeatures() (features []byte, id string, err 
 	if err != nil {
 		return nil, "", err
 	}
-	if u.Kind != UnitStreamOpen {
+	if u.Kind != stream.UnitStreamOpen {
 		return nil, "", fmt.Errorf("expected a stream header, got %.200s", u.Raw)
 	}
-	h, err := parseStreamHeader(u.Raw)
+	h, err := stream.ParseHeader(u.Raw)
 	if err != nil {
 		return nil, "", fmt.Errorf("stream header: %w", err)
 	}
@@ -168,14 +171,14 @@ func (up *upstreamLeg) readHeaderAndFeatures() (features []byte, id string, err 
 	if err != nil {
 		return nil, "", err
 	}
-	start, _ := startOf(u.Raw)
-	if u.Kind != UnitElement || start.Name.Local != "features" || start.Name.Space != nsStream {
-		if start.Name.Local == "error" && start.Name.Space == nsStream {
+	start, _ := stream.StartOf(u.Raw)
+	if u.Kind != stream.UnitElement || start.Name.Local != "features" || start.Name.Space != ns.Stream {
+		if start.Name.Local == "error" && start.Name.Space == ns.Stream {
 			return nil, "", fmt.Errorf("upstream stream error: %s", bytes.TrimSpace(u.Raw))
 		}
 		return nil, "", fmt.Errorf("expected stream features, got %.200s", u.Raw)
 	}
-	return bytes.Clone(u.Raw), h.id, nil
+	return bytes.Clone(u.Raw), h.ID, nil
 }
 
 func (s *Server) upstreamTLSConfig(domain string) *tls.Config {
@@ -188,14 +191,19 @@ func (s *Server) upstreamTLSConfig(domain string) *tls.Config {
 
 // upstreamLimits are looser than the client's: the upstream is trusted to
 // send large rosters or archive pages, but is still bounded.
-func (s *Server) upstreamLimits() Limits {
-	return Limits{
+func (s *Server) upstreamLimits() stream.Limits {
+	return stream.Limits{
 		MaxBytes: max(16<<20, s.cfg.Limits.MaxStanzaBytes),
 		MaxDepth: max(128, 2*s.cfg.Limits.MaxDepth),
 	}
 }
 
-func writeAll(conn net.Conn, b []byte) error {
+// writeDirect writes b to the upstream connection itself, not through a
+// relay leg's queue: for negotiation and Bind2 setup, which run before the
+// relay owns the connection, and for the last </stream:stream> on one no
+// relay writer serves. net.Conn.Write writes all of b or fails, so only
+// the error is kept.
+func writeDirect(conn net.Conn, b []byte) error {
 	_, err := conn.Write(b)
 	return err
 }

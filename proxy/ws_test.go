@@ -11,6 +11,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // wsTestClient drives the proxy's WebSocket listener message by message.
@@ -103,12 +105,12 @@ func (c *wsTestClient) login() {
 	if strings.Contains(f, "starttls") {
 		c.t.Fatalf("STARTTLS offered over WebSocket: %s", f)
 	}
-	c.send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw")) + "</auth>")
-	c.expectPrefix("<success xmlns='" + nsSASL + "'")
+	c.send("<auth xmlns='" + ns.SASL + "' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw")) + "</auth>")
+	c.expectPrefix("<success xmlns='" + ns.SASL + "'")
 	c.send(wsOpen)
 	c.expectPrefix("<open ")
 	c.expectPrefix("<stream:features xmlns:stream=")
-	c.send("<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='" + nsBind + "'><resource>test</resource></bind></iq>")
+	c.send("<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='" + ns.Bind + "'><resource>test</resource></bind></iq>")
 	c.expectPrefix("<iq xmlns='jabber:client' type='result' id='bind1'>")
 }
 
@@ -181,10 +183,10 @@ func TestWebSocketClassicSessionRelaysAndClosesWithClose(t *testing.T) {
 		t.Fatalf("client read %q", m)
 	}
 	c.send("<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>")
-	up.expect(t, UnitElement, "<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>")
+	up.expect(t, stream.UnitElement, "<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>")
 	c.send(wsCloseMsg)
-	up.expect(t, UnitStreamClose, streamEnd)
-	up.send(t, streamEnd)
+	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
+	up.send(t, stream.CloseTag)
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
 	}
@@ -222,8 +224,8 @@ func TestWebSocketMessageOverTheStanzaLimitGetsPolicyViolation(t *testing.T) {
 			// The proxy may stop reading before the whole message is in.
 			_ = c.ws.Write(ctx, websocket.MessageText, []byte("<message xmlns='jabber:client'><body>"+pad+"</body></message>"))
 			m := c.expectPrefix("<stream:error xmlns:stream=")
-			if !strings.Contains(m, "<"+CondPolicyViolation+" ") {
-				t.Fatalf("stream error %q, want %s", m, CondPolicyViolation)
+			if !strings.Contains(m, "<"+stream.CondPolicyViolation+" ") {
+				t.Fatalf("stream error %q, want %s", m, stream.CondPolicyViolation)
 			}
 			if m := c.next(); m != wsCloseMsg {
 				t.Fatalf("client read %q, want close", m)
@@ -246,8 +248,8 @@ func TestWebSocketShutdownSendsSystemShutdownThenClose(t *testing.T) {
 		done <- srv.Shutdown(ctx)
 	}()
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondSystemShutdown) {
-		t.Fatalf("stream error %q, want %s", m, CondSystemShutdown)
+	if !strings.Contains(m, stream.CondSystemShutdown) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondSystemShutdown)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
@@ -261,7 +263,7 @@ func TestWebSocketShutdownSendsSystemShutdownThenClose(t *testing.T) {
 func TestWebSocketSessionsNeverParkOnTheSocket(t *testing.T) {
 	// Parking reads the kernel socket under the leg's buffers; under a
 	// WebSocket the library owns the socket and its frames.
-	if p := newParking(new(wsconn.Conn), nil); p.raw != nil {
+	if p := stream.NewParking(new(wsconn.Conn), nil); p.Enabled() {
 		t.Fatal("a WebSocket leg would park on a raw socket")
 	}
 }
@@ -280,8 +282,8 @@ func TestWebSocketIdleTimeoutStillWritesItsStreamError(t *testing.T) {
 	c.login()
 	fake.accept(t)
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondConnectionTimeout) {
-		t.Fatalf("stream error %q, want %s", m, CondConnectionTimeout)
+	if !strings.Contains(m, stream.CondConnectionTimeout) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondConnectionTimeout)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
@@ -302,8 +304,8 @@ func TestWebSocketBinaryMessageIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondNotWellFormed) {
-		t.Fatalf("stream error %q, want %s", m, CondNotWellFormed)
+	if !strings.Contains(m, stream.CondNotWellFormed) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondNotWellFormed)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)
@@ -319,8 +321,8 @@ func TestWebSocketStartTLSIsRefused(t *testing.T) {
 	c.send(wsOpen)
 	c.expectPrefix("<open ")
 	c.expectPrefix("<stream:features")
-	c.send("<starttls xmlns='" + nsTLS + "'/>")
-	if m := c.next(); m != "<failure xmlns='"+nsTLS+"'/>" {
+	c.send("<starttls xmlns='" + ns.TLS + "'/>")
+	if m := c.next(); m != "<failure xmlns='"+ns.TLS+"'/>" {
 		t.Fatalf("client read %q, want the STARTTLS failure", m)
 	}
 	if m := c.next(); m != wsCloseMsg {
@@ -368,8 +370,8 @@ func TestWebSocketShutdownDuringNegotiationSendsSystemShutdown(t *testing.T) {
 	// The session waits in a read: the shutdown moves its deadline, and
 	// the connection must still carry the stream error.
 	m := c.expectPrefix("<stream:error xmlns:stream=")
-	if !strings.Contains(m, CondSystemShutdown) {
-		t.Fatalf("stream error %q, want %s", m, CondSystemShutdown)
+	if !strings.Contains(m, stream.CondSystemShutdown) {
+		t.Fatalf("stream error %q, want %s", m, stream.CondSystemShutdown)
 	}
 	if m := c.next(); m != wsCloseMsg {
 		t.Fatalf("client read %q, want close", m)

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"math"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // RFC 7395 framing: over WebSocket an XMPP stream has no enclosing
@@ -15,16 +18,13 @@ import (
 // runs unchanged: wsInbound turns messages into that byte stream,
 // wsOutbound turns what the session writes back into messages.
 
-// nsFraming is RFC 7395's namespace for <open/> and <close/>.
-const nsFraming = "urn:ietf:params:xml:ns:xmpp-framing"
-
 // wsCloseMsg is the message that closes the stream (RFC 7395 3.6).
-const wsCloseMsg = "<close xmlns='" + nsFraming + "'/>"
+const wsCloseMsg = "<close xmlns='" + ns.Framing + "'/>"
 
 var (
-	errWSNotOneElement = streamErr(CondNotWellFormed, "a WebSocket message must hold exactly one complete element (RFC 7395 3.3.3)")
-	errWSBinary        = streamErr(CondNotWellFormed, "XMPP over WebSocket uses text messages only (RFC 7395 3.2)")
-	errWSFraming       = streamErr(CondNotWellFormed, "only <open/> and <close/> are defined in the framing namespace")
+	errWSNotOneElement = stream.NewError(stream.CondNotWellFormed, "a WebSocket message must hold exactly one complete element (RFC 7395 3.3.3)")
+	errWSBinary        = stream.NewError(stream.CondNotWellFormed, "XMPP over WebSocket uses text messages only (RFC 7395 3.2)")
+	errWSFraming       = stream.NewError(stream.CondNotWellFormed, "only <open/> and <close/> are defined in the framing namespace")
 )
 
 // wsFraming is the server side of RFC 7395 for a wsconn.Conn: Inbound
@@ -34,7 +34,9 @@ type wsFraming struct {
 	out *wsOutbound
 }
 
-func newWSFraming(l Limits) wsFraming { return wsFraming{in: newWSInbound(l), out: newWSOutbound()} }
+func newWSFraming(l stream.Limits) wsFraming {
+	return wsFraming{in: newWSInbound(l), out: newWSOutbound()}
+}
 
 // Inbound translates a client message (wsInbound.translate).
 func (f wsFraming) Inbound(msg []byte) ([]byte, error) { return f.in.translate(msg) }
@@ -48,13 +50,13 @@ func (f wsFraming) Outbound(b []byte, emit func([]byte) error) error { return f.
 // or hostile message, and the element framer in the session then applies
 // the limit of the moment (pre-auth or stanza) exactly as on TCP.
 type wsInbound struct {
-	fr  *Framer
+	fr  *stream.Framer
 	src bytes.Reader
 }
 
-func newWSInbound(l Limits) *wsInbound {
+func newWSInbound(l stream.Limits) *wsInbound {
 	in := &wsInbound{}
-	in.fr = NewFramer(&in.src, l)
+	in.fr = stream.NewFramer(&in.src, l)
 	return in
 }
 
@@ -64,8 +66,8 @@ func newWSInbound(l Limits) *wsInbound {
 // does not alias msg.
 func (in *wsInbound) translate(msg []byte) ([]byte, error) {
 	in.src.Reset(msg)
-	in.fr.restart()
-	in.fr.openStream()
+	in.fr.Restart()
+	in.fr.OpenStream()
 	defer in.fr.Release()
 	off := 0
 	for {
@@ -80,10 +82,10 @@ func (in *wsInbound) translate(msg []byte) ([]byte, error) {
 			return nil, err
 		}
 		off += len(u.Raw)
-		if u.Kind == UnitWhitespace {
+		if u.Kind == stream.UnitWhitespace {
 			continue
 		}
-		if u.Kind != UnitElement || !isAllSpace(msg[off:]) {
+		if u.Kind != stream.UnitElement || !isAllSpace(msg[off:]) {
 			return nil, errWSNotOneElement
 		}
 		return translateInbound(u.Raw)
@@ -92,29 +94,29 @@ func (in *wsInbound) translate(msg []byte) ([]byte, error) {
 
 // translateInbound maps one element of the client's stream.
 func translateInbound(raw []byte) ([]byte, error) {
-	start, err := startOf(raw)
+	start, err := stream.StartOf(raw)
 	if err != nil {
-		return nil, streamErr(CondNotWellFormed, err.Error())
+		return nil, stream.NewError(stream.CondNotWellFormed, err.Error())
 	}
-	if start.Name.Space != nsFraming {
+	if start.Name.Space != ns.Framing {
 		return bytes.Clone(raw), nil
 	}
 	switch start.Name.Local {
 	case "open":
 		// The attributes RFC 6120 4.7 defines; the session checks them.
-		b := []byte("<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "'")
+		b := []byte("<stream:stream xmlns='" + ns.Client + "' xmlns:stream='" + ns.Stream + "'")
 		for _, name := range []string{"to", "from", "id", "version", "xml:lang"} {
 			if v, ok := wsAttr(raw, name); ok {
 				b = append(b, ' ')
 				b = append(b, name...)
 				b = append(b, "='"...)
-				b = appendEscaped(b, v)
+				b = stream.AppendEscaped(b, v)
 				b = append(b, '\'')
 			}
 		}
 		return append(b, '>'), nil
 	case "close":
-		return []byte(streamEnd), nil
+		return []byte(stream.CloseTag), nil
 	}
 	return nil, errWSFraming
 }
@@ -122,36 +124,19 @@ func translateInbound(raw []byte) ([]byte, error) {
 // wsAttr returns the attribute qname of the unit's start tag, references
 // resolved, and whether it is there.
 func wsAttr(raw []byte, qname string) (string, bool) {
-	if !hasAttr(raw, qname) {
+	if !stream.HasAttr(raw, qname) {
 		return "", false
 	}
-	return attrString(raw, qname), true
+	return stream.AttrString(raw, qname), true
 }
 
 func isAllSpace(b []byte) bool {
 	for _, c := range b {
-		if !isSpace(c) {
+		if !stream.IsSpace(c) {
 			return false
 		}
 	}
 	return true
-}
-
-// restart drops whatever the framer holds, so that the next unit starts
-// at the reader's next byte: each WebSocket message is framed on its own.
-func (f *Framer) restart() {
-	f.buf = f.buf[:0]
-	f.unitEnd, f.readErr, f.partial, f.inStream = 0, nil, false, false
-	f.startUnit()
-}
-
-// openStream makes the framer read top-level elements without a stream
-// header first: inside one WebSocket message, or in what the session
-// writes between two headers. A </stream:stream> then does not match and
-// is refused as not well-formed.
-func (f *Framer) openStream() {
-	f.inStream = true
-	f.stream = append(f.stream[:0], streamEnd[2:len(streamEnd)-1]...)
 }
 
 // wsOutbound splits what the session writes to its client into RFC 7395
@@ -160,7 +145,7 @@ func (f *Framer) openStream() {
 // boundaries with a framer over the written bytes; a unit cut between two
 // writes would wait for the rest.
 type wsOutbound struct {
-	fr  *Framer
+	fr  *stream.Framer
 	src pendingReader
 }
 
@@ -168,7 +153,7 @@ func newWSOutbound() *wsOutbound {
 	o := &wsOutbound{}
 	// What the session writes is its own or the upstream's output, which
 	// an upstream framer has bounded already.
-	o.fr = NewFramer(&o.src, Limits{MaxBytes: math.MaxInt32, MaxDepth: math.MaxInt32})
+	o.fr = stream.NewFramer(&o.src, stream.Limits{MaxBytes: math.MaxInt32, MaxDepth: math.MaxInt32})
 	return o
 }
 
@@ -190,13 +175,13 @@ func (p *pendingReader) Read(dst []byte) (int, error) {
 // split calls emit with each complete message in b, in order. emit's
 // argument is valid only during the call.
 func (o *wsOutbound) split(b []byte, emit func(msg []byte) error) error {
-	if o.fr.Buffered() == 0 && !o.fr.partial {
+	if o.fr.Buffered() == 0 && !o.fr.Partial() {
 		// A stream header only ever starts a write: the proxy writes it
 		// first, or after the SASL success that restarts the stream.
 		if startsWithHeader(b) {
 			o.fr.Reset(nil)
-		} else if !o.fr.inStream {
-			o.fr.openStream()
+		} else if !o.fr.InStream() {
+			o.fr.OpenStream()
 		}
 	}
 	o.src.b = b
@@ -211,11 +196,11 @@ func (o *wsOutbound) split(b []byte, emit func(msg []byte) error) error {
 		}
 		var msg []byte
 		switch u.Kind {
-		case UnitStreamOpen:
+		case stream.UnitStreamOpen:
 			msg, err = openMessage(u.Raw)
-		case UnitStreamClose:
+		case stream.UnitStreamClose:
 			msg = []byte(wsCloseMsg)
-		case UnitElement:
+		case stream.UnitElement:
 			msg = standalone(u.Raw)
 		default:
 			continue // whitespace keepalives have no place in RFC 7395
@@ -238,19 +223,19 @@ func startsWithHeader(b []byte) bool {
 
 // openMessage renders the proxy's stream header as <open/> (RFC 7395 3.4).
 func openMessage(header []byte) ([]byte, error) {
-	h, err := parseStreamHeader(header)
+	h, err := stream.ParseHeader(header)
 	if err != nil {
 		return nil, err
 	}
-	b := []byte("<open xmlns='" + nsFraming + "'")
-	for _, a := range [][2]string{{"to", h.to}, {"from", h.from}, {"id", h.id}, {"version", h.version}, {"xml:lang", h.lang}} {
+	b := []byte("<open xmlns='" + ns.Framing + "'")
+	for _, a := range [][2]string{{"to", h.To}, {"from", h.From}, {"id", h.ID}, {"version", h.Version}, {"xml:lang", h.Lang}} {
 		if a[1] == "" {
 			continue
 		}
 		b = append(b, ' ')
 		b = append(b, a[0]...)
 		b = append(b, "='"...)
-		b = appendEscaped(b, a[1])
+		b = stream.AppendEscaped(b, a[1])
 		b = append(b, '\'')
 	}
 	return append(b, "/>"...), nil
@@ -263,16 +248,16 @@ func openMessage(header []byte) ([]byte, error) {
 // kept byte for byte.
 func standalone(raw []byte) []byte {
 	nameEnd := 1
-	for nameEnd < len(raw) && isNameByte(raw[nameEnd]) {
+	for nameEnd < len(raw) && stream.IsNameByte(raw[nameEnd]) {
 		nameEnd++
 	}
 	name := raw[1:nameEnd]
 	var add []byte
-	if !bytes.Contains(name, []byte(":")) && !hasAttr(raw, "xmlns") {
-		add = append(add, " xmlns='"+nsClient+"'"...)
+	if !bytes.Contains(name, []byte(":")) && !stream.HasAttr(raw, "xmlns") {
+		add = append(add, " xmlns='"+ns.Client+"'"...)
 	}
-	if (bytes.Contains(raw, []byte("<stream:")) || bytes.HasPrefix(name, []byte("stream:"))) && !hasAttr(raw, "xmlns:stream") {
-		add = append(add, " xmlns:stream='"+nsStream+"'"...)
+	if (bytes.Contains(raw, []byte("<stream:")) || bytes.HasPrefix(name, []byte("stream:"))) && !stream.HasAttr(raw, "xmlns:stream") {
+		add = append(add, " xmlns:stream='"+ns.Stream+"'"...)
 	}
 	if add == nil {
 		return raw

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
-var wsTestLimits = Limits{MaxBytes: 4096, MaxDepth: 8}
+var wsTestLimits = stream.Limits{MaxBytes: 4096, MaxDepth: 8}
 
 func TestWebSocketClientMessagesBecomeTheRFC6120Stream(t *testing.T) {
 	for _, tc := range []struct {
@@ -30,21 +32,21 @@ func TestWebSocketClientMessagesBecomeTheRFC6120Stream(t *testing.T) {
 			msg: "\n <r xmlns='urn:xmpp:sm:3'/> \n", want: "<r xmlns='urn:xmpp:sm:3'/>"},
 		{name: "a message of whitespace only is a keepalive", msg: "  ", want: " "},
 		{name: "two elements in one message are refused (RFC 7395 3.3.3)",
-			msg: "<r xmlns='urn:xmpp:sm:3'/><r xmlns='urn:xmpp:sm:3'/>", cond: CondNotWellFormed},
+			msg: "<r xmlns='urn:xmpp:sm:3'/><r xmlns='urn:xmpp:sm:3'/>", cond: stream.CondNotWellFormed},
 		{name: "half an element is refused, not joined with the next message",
-			msg: "<message xmlns='jabber:client'><body>", cond: CondNotWellFormed},
-		{name: "an empty message is refused", msg: "", cond: CondNotWellFormed},
+			msg: "<message xmlns='jabber:client'><body>", cond: stream.CondNotWellFormed},
+		{name: "an empty message is refused", msg: "", cond: stream.CondNotWellFormed},
 		{name: "a stream header is refused: streams are framed with open",
-			msg: "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", cond: CondNotWellFormed},
-		{name: "a stream close tag is refused", msg: "</stream:stream>", cond: CondNotWellFormed},
-		{name: "text outside an element is refused", msg: "hello", cond: CondNotWellFormed},
+			msg: "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", cond: stream.CondNotWellFormed},
+		{name: "a stream close tag is refused", msg: "</stream:stream>", cond: stream.CondNotWellFormed},
+		{name: "text outside an element is refused", msg: "hello", cond: stream.CondNotWellFormed},
 		{name: "another element of the framing namespace is refused",
-			msg: "<reopen xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>", cond: CondNotWellFormed},
-		{name: "a comment is refused as on TCP", msg: "<!-- x --><r xmlns='urn:xmpp:sm:3'/>", cond: CondRestrictedXML},
+			msg: "<reopen xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>", cond: stream.CondNotWellFormed},
+		{name: "a comment is refused as on TCP", msg: "<!-- x --><r xmlns='urn:xmpp:sm:3'/>", cond: stream.CondRestrictedXML},
 		{name: "nesting beyond max_depth is refused as on TCP",
-			msg: "<a><a><a><a><a><a><a><a><a></a></a></a></a></a></a></a></a></a>", cond: CondPolicyViolation},
+			msg: "<a><a><a><a><a><a><a><a><a></a></a></a></a></a></a></a></a></a>", cond: stream.CondPolicyViolation},
 		{name: "an element beyond the byte limit is refused as on TCP",
-			msg: "<message><body>" + strings.Repeat("x", 5000) + "</body></message>", cond: CondPolicyViolation},
+			msg: "<message><body>" + strings.Repeat("x", 5000) + "</body></message>", cond: stream.CondPolicyViolation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newWSInbound(wsTestLimits)
@@ -54,7 +56,7 @@ func TestWebSocketClientMessagesBecomeTheRFC6120Stream(t *testing.T) {
 			}
 			got, err := in.translate([]byte(tc.msg))
 			if tc.cond != "" {
-				var se *StreamError
+				var se *stream.Error
 				if !errors.As(err, &se) || se.Condition != tc.cond {
 					t.Fatalf("translate = %q, %v; want stream error %s", got, err, tc.cond)
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // wsSubprotocol is the WebSocket subprotocol RFC 7395 registers.
@@ -162,7 +163,7 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request) *wsconn
 	// socket (parking reads the kernel socket under the leg's buffers;
 	// here the library owns the socket and its frames).
 	return wsconn.New(ws, local, remoteAddr(r.RemoteAddr), newWSFraming(l), wsconn.Options{
-		MaxMessage: int64(l.MaxBytes), TooLarge: errTooLarge, Binary: errWSBinary,
+		MaxMessage: int64(l.MaxBytes), TooLarge: stream.ErrTooLarge, Binary: errWSBinary,
 	})
 }
 
@@ -223,8 +224,8 @@ func (s *Server) dropWebSocket() {
 
 // wsLimits caps one message: the largest element the session accepts at
 // any point; the session's framer then applies the limit of the moment.
-func (s *Server) wsLimits() Limits {
-	return Limits{MaxBytes: max(s.cfg.Limits.MaxStanzaBytes, s.cfg.Limits.MaxPreauthBytes), MaxDepth: s.cfg.Limits.MaxDepth}
+func (s *Server) wsLimits() stream.Limits {
+	return stream.Limits{MaxBytes: max(s.cfg.Limits.MaxStanzaBytes, s.cfg.Limits.MaxPreauthBytes), MaxDepth: s.cfg.Limits.MaxDepth}
 }
 
 // newWebSocketSession registers a session over c, or returns nil when

@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // decode is parse done with encoding/xml: the reference that the scanner
@@ -47,7 +49,7 @@ func decode(raw []byte) (stanza, error) {
 				s.tagStart, s.tagEnd = off, int(d.InputOffset())
 				s.selfClosing = raw[s.tagEnd-2] == '/'
 				s.qname = []byte(qualified(t.Name))
-				defaultNS = nsClient // the stream's default namespace
+				defaultNS = ns.Client // the stream's default namespace
 				for _, a := range t.Attr {
 					switch {
 					case a.Name.Space == "" && a.Name.Local == "xmlns":
@@ -64,7 +66,7 @@ func decode(raw []byte) (stanza, error) {
 				if t.Name.Space != "" {
 					space = lookupPrefix(t.Name.Space, nil, prefixes)
 				}
-				s.message = t.Name.Local == "message" && space == nsClient
+				s.message = t.Name.Local == "message" && space == ns.Client
 			case 1:
 				childStart = off
 				space := defaultNS

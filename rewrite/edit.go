@@ -1,14 +1,18 @@
 package rewrite
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+)
 
 // The elements the rules add, written the way the contract writes them.
 const (
-	elPrivate = "<private xmlns='urn:xmpp:carbons:2'/>"
-	elNoCopy  = "<no-copy xmlns='urn:xmpp:hints'/>"
-	elNoStore = "<no-store xmlns='urn:xmpp:hints'/>"
-	elXMPP2   = "<xmpp-2 xmlns='urn:xmpp:xmpp2:0'/>"
-	elXMPP1   = "<xmpp-1 xmlns='urn:xmpp:xmpp2:0'/>"
+	elPrivate = "<private xmlns='" + ns.Carbons + "'/>"
+	elNoCopy  = "<no-copy xmlns='" + ns.Hints + "'/>"
+	elNoStore = "<no-store xmlns='" + ns.Hints + "'/>"
+	elXMPP2   = "<xmpp-2 xmlns='" + ns.XMPP2 + "'/>"
+	elXMPP1   = "<xmpp-1 xmlns='" + ns.XMPP2 + "'/>"
 )
 
 // edit is a set of changes to a message; everything it does not name is

@@ -3,6 +3,8 @@ package rewrite
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // The scanner reads the XML that XMPP stanzas are made of, in one pass and
@@ -29,7 +31,7 @@ type attr struct {
 // prefixDecl is an xmlns:prefix='value' declaration on the top element.
 type prefixDecl struct{ prefix, value []byte }
 
-var clientNS = []byte(nsClient)
+var clientNS = []byte(ns.Client)
 
 // scan is the fast path of parse. ok is false when decode must decide.
 func scan(raw []byte) (s stanza, ok bool) {
@@ -104,7 +106,7 @@ func scan(raw []byte) (s stanza, ok bool) {
 				if prefix != nil {
 					space = lookup(prefix, nil, prefixes[:nprefix])
 				}
-				s.message = string(local) == "message" && string(space) == nsClient
+				s.message = string(local) == "message" && string(space) == ns.Client
 				if selfClosing {
 					s.closeStart = end
 					return s, skipSpace(raw, end) == len(raw)

@@ -1,6 +1,10 @@
 package rewrite
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+)
 
 // Errors returned for input that is not one stanza. When the decoder found
 // the problem, they wrap its *xml.SyntaxError too.
@@ -11,20 +15,6 @@ var (
 	// ErrRestrictedXML: the input holds a comment, processing instruction or
 	// DTD, which XMPP forbids (RFC 6120 11.1, <restricted-xml/>).
 	ErrRestrictedXML = errors.New("rewrite: comment, processing instruction or DTD in a stanza")
-)
-
-// Namespaces of the elements the rules look at.
-const (
-	nsClient  = "jabber:client"
-	nsCarbons = "urn:xmpp:carbons:2"
-	nsHints   = "urn:xmpp:hints"
-	nsXMPP2   = "urn:xmpp:xmpp2:0"
-	nsMUCUser = "http://jabber.org/protocol/muc#user"
-	nsReact   = "urn:xmpp:reactions:0"
-	nsOOB     = "jabber:x:oob"
-	nsCorrect = "urn:xmpp:message-correct:0"
-	nsRetract = "urn:xmpp:message-retract:1"
-	nsInvite  = "jabber:x:conference"
 )
 
 // kind classifies a direct child of <message>; the rules only ever ask
@@ -55,11 +45,11 @@ const removable = modifiers | 1<<kXMPP1
 // name. It takes bytes so that the scanner needs no string conversion.
 func classify(space, local []byte) kind {
 	switch string(space) {
-	case nsCarbons:
+	case ns.Carbons:
 		if string(local) == "private" {
 			return kPrivate
 		}
-	case nsHints:
+	case ns.Hints:
 		switch string(local) {
 		case "no-copy":
 			return kNoCopy
@@ -70,34 +60,34 @@ func classify(space, local []byte) kind {
 		case "store":
 			return kArchivable
 		}
-	case nsXMPP2:
+	case ns.XMPP2:
 		switch string(local) {
 		case "xmpp-2":
 			return kXMPP2
 		case "xmpp-1":
 			return kXMPP1
 		}
-	case nsMUCUser:
+	case ns.MUCUser:
 		if string(local) == "x" {
 			return kMUCUser
 		}
-	case nsClient:
+	case ns.Client:
 		if string(local) == "body" || string(local) == "subject" {
 			return kArchivable
 		}
-	case nsReact:
+	case ns.Reactions:
 		if string(local) == "reactions" {
 			return kArchivable
 		}
-	case nsOOB, nsInvite:
+	case ns.OOB, ns.Conference:
 		if string(local) == "x" {
 			return kArchivable
 		}
-	case nsCorrect:
+	case ns.Correct:
 		if string(local) == "replace" {
 			return kArchivable
 		}
-	case nsRetract:
+	case ns.Retract:
 		if string(local) == "retract" {
 			return kArchivable
 		}

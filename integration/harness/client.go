@@ -15,9 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"mellium.im/sasl"
-
-	"github.com/xmpp2proxy/xmpp2proxy/proxy"
 )
 
 // Login says how a Client connects and authenticates.
@@ -74,7 +73,7 @@ type Client struct {
 	// autoAck: SM began at SASL2 success, so Next answers <r/> with
 	// Received, as a well-behaved client does.
 	autoAck bool
-	fr      *proxy.Framer
+	fr      *stream.Framer
 }
 
 // SASLError is a <failure/> from the server.
@@ -121,7 +120,7 @@ func Dial(ctx context.Context, l Login) (*Client, error) {
 // NewClient wraps an established connection; call OpenStream next.
 func NewClient(conn net.Conn) *Client {
 	c := &Client{Conn: conn}
-	c.fr = proxy.NewFramer(bufio.NewReader(conn), proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	c.fr = stream.NewFramer(bufio.NewReader(conn), stream.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
 	return c
 }
 
@@ -133,7 +132,7 @@ func (c *Client) login(l Login) error {
 		}
 		c.Conn = tc
 	}
-	c.fr = proxy.NewFramer(bufio.NewReader(c.Conn), proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	c.fr = stream.NewFramer(bufio.NewReader(c.Conn), stream.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
 	if l.Pipeline && (l.DirectTLS || l.TLS == nil) {
 		return c.pipelined(l)
 	}
@@ -174,7 +173,7 @@ func (c *Client) OpenStream(domain string) error {
 	if err != nil {
 		return fmt.Errorf("stream header: %w", err)
 	}
-	if u.Kind != proxy.UnitStreamOpen {
+	if u.Kind != stream.UnitStreamOpen {
 		return fmt.Errorf("expected stream header, got %s", u.Raw)
 	}
 	f, err := c.Next()
@@ -377,7 +376,7 @@ func (c *Client) pipelined(l Login) error {
 	if err := c.Send(hdr + authenticateXML(l, first)); err != nil {
 		return err
 	}
-	if u, err := c.fr.Next(); err != nil || u.Kind != proxy.UnitStreamOpen {
+	if u, err := c.fr.Next(); err != nil || u.Kind != stream.UnitStreamOpen {
 		return fmt.Errorf("stream header: %v", err)
 	}
 	if c.PreAuthFeatures, err = c.Next(); err != nil {
@@ -442,7 +441,7 @@ func (c *Client) Next() ([]byte, error) {
 			return nil, err
 		}
 		switch u.Kind {
-		case proxy.UnitElement:
+		case stream.UnitElement:
 			if c.autoAck && bytes.HasPrefix(u.Raw, []byte("<r xmlns='urn:xmpp:sm:3'")) {
 				if err := c.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", c.Received)); err != nil {
 					return nil, err
@@ -454,7 +453,7 @@ func (c *Client) Next() ([]byte, error) {
 				c.Received++
 			}
 			return bytes.Clone(u.Raw), nil
-		case proxy.UnitStreamClose:
+		case stream.UnitStreamClose:
 			return nil, ErrStreamClosed
 		}
 	}

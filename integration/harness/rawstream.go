@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 
-	"github.com/xmpp2proxy/xmpp2proxy/proxy"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // ReadStreamOpen reads the peer's stream header on a client made with
@@ -17,7 +17,7 @@ func (c *Client) ReadStreamOpen() error {
 	if err != nil {
 		return fmt.Errorf("stream header: %w", err)
 	}
-	if u.Kind != proxy.UnitStreamOpen {
+	if u.Kind != stream.UnitStreamOpen {
 		return fmt.Errorf("expected a stream header, got %s", u.Raw)
 	}
 	return nil

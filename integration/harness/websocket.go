@@ -13,7 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/xmpp2proxy/xmpp2proxy/internal/wsconn"
-	"github.com/xmpp2proxy/xmpp2proxy/proxy"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 // The client side of RFC 7395, so that Client, written for a TCP stream,
@@ -58,13 +58,13 @@ func (a wsAddr) String() string  { return string(a) }
 
 // clientFraming translates both ways for a client.
 type clientFraming struct {
-	fr      *proxy.Framer
+	fr      *stream.Framer
 	pending pendingBytes
 }
 
 func newClientFraming() *clientFraming {
 	f := &clientFraming{}
-	f.fr = proxy.NewFramer(&f.pending, proxy.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
+	f.fr = stream.NewFramer(&f.pending, stream.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
 	return f
 }
 
@@ -119,15 +119,15 @@ func (f *clientFraming) Outbound(b []byte, emit func([]byte) error) error {
 		}
 		var msg []byte
 		switch u.Kind {
-		case proxy.UnitStreamOpen:
+		case stream.UnitStreamOpen:
 			start, err := firstStart(u.Raw)
 			if err != nil {
 				return err
 			}
 			msg = []byte("<open xmlns='" + nsFraming + "'" + attrs(start) + "/>")
-		case proxy.UnitStreamClose:
+		case stream.UnitStreamClose:
 			msg = []byte("<close xmlns='" + nsFraming + "'/>")
-		case proxy.UnitElement:
+		case stream.UnitElement:
 			msg = standalone(u.Raw)
 		default:
 			continue

@@ -3,6 +3,8 @@ package sm
 import (
 	"errors"
 	"strconv"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // Errors reported by a [Machine]. *AckError and *OverflowError match the
@@ -75,8 +77,8 @@ func (e *AckError) Is(target error) bool {
 // The application condition comes after <text/>, the order RFC 6120's
 // schema gives.
 func (e *AckError) AppendStreamError(b []byte) []byte {
-	b = append(b, "<stream:error><undefined-condition xmlns='"+nsStreams+"'/>"...)
-	b = append(b, "<text xmlns='"+nsStreams+"' xml:lang='en'>"...)
+	b = append(b, "<stream:error><undefined-condition xmlns='"+ns.Streams+"'/>"...)
+	b = append(b, "<text xmlns='"+ns.Streams+"' xml:lang='en'>"...)
 	if e.Backwards() {
 		b = append(b, "You acknowledged "+u32(e.H)+" stanzas after acknowledging "+u32(e.Acked)...)
 	} else {

@@ -1,31 +1,27 @@
 package sm
 
-import "strconv"
+import (
+	"strconv"
 
-// NS is the XEP-0198 namespace, version 3.
-const NS = "urn:xmpp:sm:3"
-
-const (
-	nsStreams = "urn:ietf:params:xml:ns:xmpp-streams"
-	nsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 )
 
 // AppendAck appends <a h='h'/>.
 func AppendAck(b []byte, h uint32) []byte {
-	b = append(b, "<a xmlns='"+NS+"' h='"...)
+	b = append(b, "<a xmlns='"+ns.SM+"' h='"...)
 	b = strconv.AppendUint(b, uint64(h), 10)
 	return append(b, "'/>"...)
 }
 
 // AppendRequest appends <r/>.
 func AppendRequest(b []byte) []byte {
-	return append(b, "<r xmlns='"+NS+"'/>"...)
+	return append(b, "<r xmlns='"+ns.SM+"'/>"...)
 }
 
 // AppendEnabled appends <enabled/> with the stream id, and resume='true'
 // only when resumption was promised (see [Machine.Enable]).
 func AppendEnabled(b []byte, id string, resume bool) []byte {
-	b = append(b, "<enabled xmlns='"+NS+"' id='"...)
+	b = append(b, "<enabled xmlns='"+ns.SM+"' id='"...)
 	b = appendAttr(b, id)
 	if resume {
 		b = append(b, "' resume='true"...)
@@ -36,7 +32,7 @@ func AppendEnabled(b []byte, id string, resume bool) []byte {
 // AppendResumed appends <resumed previd='previd' h='h'/>; h is
 // Resumption.H.
 func AppendResumed(b []byte, previd string, h uint32) []byte {
-	b = append(b, "<resumed xmlns='"+NS+"' previd='"...)
+	b = append(b, "<resumed xmlns='"+ns.SM+"' previd='"...)
 	b = appendAttr(b, previd)
 	b = append(b, "' h='"...)
 	b = strconv.AppendUint(b, uint64(h), 10)
@@ -46,15 +42,15 @@ func AppendResumed(b []byte, previd string, h uint32) []byte {
 // AppendFailed appends <failed/> with a stanza error condition, for
 // example "unexpected-request" or "item-not-found".
 func AppendFailed(b []byte, condition string) []byte {
-	b = append(b, "<failed xmlns='"+NS+"'><"...)
+	b = append(b, "<failed xmlns='"+ns.SM+"'><"...)
 	b = append(b, condition...)
-	return append(b, " xmlns='"+nsStanzas+"'/></failed>"...)
+	return append(b, " xmlns='"+ns.Stanzas+"'/></failed>"...)
 }
 
 // AppendHandledCountTooHigh appends the application condition of the
 // stream error for an h above the send count (XEP-0198 section 4).
 func AppendHandledCountTooHigh(b []byte, h, sendCount uint32) []byte {
-	b = append(b, "<handled-count-too-high xmlns='"+NS+"' h='"...)
+	b = append(b, "<handled-count-too-high xmlns='"+ns.SM+"' h='"...)
 	b = strconv.AppendUint(b, uint64(h), 10)
 	b = append(b, "' send-count='"...)
 	b = strconv.AppendUint(b, uint64(sendCount), 10)

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"bytes"
@@ -6,12 +6,12 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
 
-// elementName returns the qualified name of a framed element's start tag
+// ElementName returns the qualified name of a framed element's start tag
 // and the value of its own xmlns attribute (not an xmlns:prefix), with
 // references resolved, by scanning bytes: the hot path of a 2.0 session
 // needs to know what a unit is, not to decode it. It allocates only when
 // the xmlns value holds a reference.
-func elementName(raw []byte) (name, xmlns []byte) {
+func ElementName(raw []byte) (name, xmlns []byte) {
 	t := rewrite.ScanTag(raw)
 	for {
 		qname, v, ok := t.Next()
@@ -24,9 +24,9 @@ func elementName(raw []byte) (name, xmlns []byte) {
 	}
 }
 
-// isStanza reports whether a top-level element name is a stanza, the unit
+// IsStanza reports whether a top-level element name is a stanza, the unit
 // that XEP-0198 counts.
-func isStanza(name []byte) bool {
+func IsStanza(name []byte) bool {
 	switch string(name) {
 	case "message", "presence", "iq":
 		return true
@@ -34,9 +34,9 @@ func isStanza(name []byte) bool {
 	return false
 }
 
-// countStanzas counts the stanzas in a run of top-level elements the proxy
+// CountStanzas counts the stanzas in a run of top-level elements the proxy
 // wrote itself, for the upstream leg's XEP-0198 count.
-func countStanzas(b []byte) uint32 {
+func CountStanzas(b []byte) uint32 {
 	f := NewFramer(bytes.NewReader(b), Limits{MaxBytes: len(b) + 1, MaxDepth: 64})
 	f.inStream = true
 	var n uint32
@@ -45,7 +45,7 @@ func countStanzas(b []byte) uint32 {
 		if err != nil {
 			return n
 		}
-		if name, _ := elementName(u.Raw); u.Kind == UnitElement && isStanza(name) {
+		if name, _ := ElementName(u.Raw); u.Kind == UnitElement && IsStanza(name) {
 			n++
 		}
 	}

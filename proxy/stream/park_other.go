@@ -1,6 +1,6 @@
 //go:build !linux
 
-package proxy
+package stream
 
 // canPark is false where the proxy does not read sockets itself: legs
 // keep their read buffers while idle.

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"io"
@@ -27,19 +27,19 @@ func TestTheUpstreamSocketAcksAtOnceAndStillParks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := withQuickAck(raw)
+	conn := WithQuickAck(raw)
 	defer conn.Close()
 	if _, ok := conn.(*quickAckConn); !ok && canQuickAck {
 		t.Fatalf("the upstream TCP connection is a %T, not acked at once", conn)
 	}
-	if p := newParking(conn, nil); canPark && (p.raw == nil || p.quickAck != canQuickAck) {
+	if p := NewParking(conn, nil); canPark && (p.raw == nil || p.quickAck != canQuickAck) {
 		t.Fatalf("parking raw=%v quickAck=%v: the upstream leg cannot park or does not ack at once", p.raw != nil, p.quickAck)
 	}
 	b, err := io.ReadAll(conn)
 	if err != nil || string(b) != "<stream:features/>" {
 		t.Fatalf("read %q, %v", b, err)
 	}
-	if c := newParking(raw, nil); c.quickAck {
+	if c := NewParking(raw, nil); c.quickAck {
 		t.Fatal("a client socket was set to ack at once")
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package proxy
+package stream
 
 const canQuickAck = false
 

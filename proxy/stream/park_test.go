@@ -1,7 +1,9 @@
-package proxy
+package stream
 
 import (
+	"errors"
 	"net"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -38,13 +40,13 @@ func requireParking(t *testing.T) {
 
 // parkAsync parks in the background, as the relay does once a leg is idle,
 // and reports when park returns.
-func parkAsync(t *testing.T, p *parking, fr *Framer) <-chan struct{} {
+func parkAsync(t *testing.T, p *Parking, fr *Framer) <-chan struct{} {
 	t.Helper()
-	if !p.idle(fr) {
+	if !p.Idle(fr) {
 		t.Fatal("the leg is not idle")
 	}
 	done := make(chan struct{})
-	go func() { p.park(fr); close(done) }()
+	go func() { p.Park(fr); close(done) }()
 	return done
 }
 
@@ -61,7 +63,7 @@ func TestAnIdlePlainLegParksWithoutABufferUntilInputArrives(t *testing.T) {
 	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
-	p := newParking(sock, nil)
+	p := NewParking(sock, nil)
 	writeString(t, peer, testHeader+"<presence/>")
 	if u, err := fr.Next(); err != nil || u.Kind != UnitStreamOpen {
 		t.Fatalf("header: %v %v", u.Kind, err)
@@ -87,14 +89,14 @@ func TestALegIsNotIdleWhileTheFramerHoldsInput(t *testing.T) {
 	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
-	p := newParking(sock, nil)
+	p := NewParking(sock, nil)
 	writeString(t, peer, testHeader+"<presence/><presence/>")
 	for range 2 { // the header and the first stanza; the second is read ahead
 		if _, err := fr.Next(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if p.idle(fr) {
+	if p.Idle(fr) {
 		t.Fatal("a leg with a stanza already read is idle")
 	}
 }
@@ -103,7 +105,7 @@ func TestParkReturnsWhenTheSocketCloses(t *testing.T) {
 	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
-	done := parkAsync(t, newParking(sock, nil), fr)
+	done := parkAsync(t, NewParking(sock, nil), fr)
 	peer.Close()
 	<-done
 	if _, err := fr.Next(); err == nil {
@@ -116,19 +118,19 @@ func TestParkReturnsAtTheReadDeadline(t *testing.T) {
 	_, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
 	_ = sock.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-	<-parkAsync(t, newParking(sock, nil), fr)
-	if _, err := fr.Next(); !isTimeout(err) {
+	<-parkAsync(t, NewParking(sock, nil), fr)
+	if _, err := fr.Next(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Next after the deadline = %v, want a timeout", err)
 	}
 }
 
 // Under TLS, a record that arrived together with the one just returned sits
-// in the recordConn: parking then would wait for input that is already in.
+// in the RecordConn: parking then would wait for input that is already in.
 func TestATLSLegIsIdleOnlyWhenTLSHoldsNothing(t *testing.T) {
 	requireParking(t)
 	client, hold, server, rec, sock := tlsPair(t)
 	fr := NewFramer(server, testLimits)
-	p := newParking(sock, rec)
+	p := NewParking(sock, rec)
 	fr.inStream = true
 	// Each Write is a record; both go out in one TCP write, so the
 	// server's first socket read takes both.
@@ -140,15 +142,15 @@ func TestATLSLegIsIdleOnlyWhenTLSHoldsNothing(t *testing.T) {
 		t.Fatalf("first: %q %v", u.Raw, err)
 	}
 	if rec.buffered() == 0 {
-		t.Fatal("the second record should be waiting in the recordConn")
+		t.Fatal("the second record should be waiting in the RecordConn")
 	}
-	if p.idle(fr) {
+	if p.Idle(fr) {
 		t.Fatal("a leg is idle while a record is buffered under TLS")
 	}
 	if u, err := fr.Next(); err != nil || string(u.Raw) != "<presence id='2'/>" {
 		t.Fatalf("second: %q %v", u.Raw, err)
 	}
-	if idle := p.idle(fr); !idle || rec.buf != nil || fr.buf != nil {
+	if idle := p.Idle(fr); !idle || rec.buf != nil || fr.buf != nil {
 		t.Fatalf("a drained TLS leg: idle %v, record buffer held %v, framer buffer held %v (drained %v)", idle, rec.buf != nil, fr.buf != nil, fr.Drained())
 	}
 	done := parkAsync(t, p, fr)
@@ -173,8 +175,8 @@ func TestALegWithInputInTheSocketIsNotIdle(t *testing.T) {
 	requireParking(t)
 	peer, sock := tcpPair(t)
 	fr := NewFramer(sock, testLimits)
-	p := newParking(sock, nil)
-	if !p.idle(fr) {
+	p := NewParking(sock, nil)
+	if !p.Idle(fr) {
 		t.Fatal("a leg with nothing sent is not idle")
 	}
 	if fr.buf != nil {
@@ -185,7 +187,7 @@ func TestALegWithInputInTheSocketIsNotIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeString(t, peer, "<presence/>")
-	for p.idle(fr) { // the kernel has it once the peer's write lands
+	for p.Idle(fr) { // the kernel has it once the peer's write lands
 		runtime.Gosched()
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import "github.com/xmpp2proxy/xmpp2proxy/rewrite"
 
@@ -12,10 +12,10 @@ import "github.com/xmpp2proxy/xmpp2proxy/rewrite"
 // the beginning of a unit and nothing after it, so callers pass the whole
 // unit.
 
-// attrBytes returns the value of the attribute qname of the unit's start
+// AttrBytes returns the value of the attribute qname of the unit's start
 // tag, references resolved, or nil when there is none. It allocates only
 // when the value holds a reference or a CR.
-func attrBytes(raw []byte, qname string) []byte {
+func AttrBytes(raw []byte, qname string) []byte {
 	v, ok := rewrite.Attr(raw, qname)
 	if !ok {
 		return nil
@@ -23,21 +23,21 @@ func attrBytes(raw []byte, qname string) []byte {
 	return rewrite.Unescape(v)
 }
 
-// attrString is attrBytes as a string, "" when there is none, so that the
+// AttrString is AttrBytes as a string, "" when there is none, so that the
 // client's id="a'b" and the server's id='a&apos;b' compare equal.
-func attrString(raw []byte, qname string) string {
-	return string(attrBytes(raw, qname))
+func AttrString(raw []byte, qname string) string {
+	return string(AttrBytes(raw, qname))
 }
 
-// hasAttr reports whether the unit's start tag has the attribute qname.
-func hasAttr(raw []byte, qname string) bool {
+// HasAttr reports whether the unit's start tag has the attribute qname.
+func HasAttr(raw []byte, qname string) bool {
 	_, ok := rewrite.Attr(raw, qname)
 	return ok
 }
 
-// attrEqualFold reports whether the unit's start tag has the attribute
+// AttrEqualFold reports whether the unit's start tag has the attribute
 // qname and its value, references resolved, equals s as strings.EqualFold
 // has it. It does not allocate.
-func attrEqualFold(raw []byte, qname, s string) bool {
+func AttrEqualFold(raw []byte, qname, s string) bool {
 	return rewrite.AttrEqualFold(raw, qname, s)
 }

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import "net"
 
@@ -6,12 +6,12 @@ import "net"
 // and a two-byte length.
 const recordHeaderLen = 5
 
-// recordConn is the socket under a TLS connection. It hands TLS at most
+// RecordConn is the socket under a TLS connection. It hands TLS at most
 // the rest of one record per read, so TLS never holds bytes of a record
 // it has not decrypted yet. Once TLS has returned all it decrypted, any
 // further input is in this conn's buffer or in the kernel, where an idle
-// leg can wait for it without holding a read buffer (see parking).
-type recordConn struct {
+// leg can wait for it without holding a read buffer (see Parking).
+type RecordConn struct {
 	net.Conn
 	buf  []byte // read from the socket, not yet handed to TLS: buf[off:]
 	off  int
@@ -21,14 +21,17 @@ type recordConn struct {
 	left int // bytes of the current record's body still to hand over
 }
 
-func newRecordConn(c net.Conn) *recordConn { return &recordConn{Conn: c} }
+// NewRecordConn returns c wrapped for crypto/tls to run over: a server or
+// client made with tls.Server(NewRecordConn(c), ...) reads one record at
+// a time.
+func NewRecordConn(c net.Conn) *RecordConn { return &RecordConn{Conn: c} }
 
 // buffered is how many bytes were read from the socket but not yet handed
 // to TLS.
-func (c *recordConn) buffered() int { return len(c.buf) - c.off }
+func (c *RecordConn) buffered() int { return len(c.buf) - c.off }
 
 // Read hands over bytes up to the end of the current record at most.
-func (c *recordConn) Read(p []byte) (int, error) {
+func (c *RecordConn) Read(p []byte) (int, error) {
 	if c.buffered() == 0 {
 		if err := c.fill(); err != nil {
 			return 0, err
@@ -53,7 +56,7 @@ func (c *recordConn) Read(p []byte) (int, error) {
 
 // recordLeft is how many bytes the current record can still take: the
 // rest of its header, or of its body once the header is known.
-func (c *recordConn) recordLeft() int {
+func (c *RecordConn) recordLeft() int {
 	if c.hdrN < recordHeaderLen {
 		return recordHeaderLen - c.hdrN
 	}
@@ -61,7 +64,7 @@ func (c *recordConn) recordLeft() int {
 }
 
 // advance accounts for b, handed over from the current record.
-func (c *recordConn) advance(b []byte) {
+func (c *RecordConn) advance(b []byte) {
 	if c.hdrN < recordHeaderLen {
 		c.hdrN += copy(c.hdr[c.hdrN:], b)
 		if c.hdrN == recordHeaderLen {
@@ -78,7 +81,7 @@ func (c *recordConn) advance(b []byte) {
 	}
 }
 
-func (c *recordConn) fill() error {
+func (c *RecordConn) fill() error {
 	if err := c.err; err != nil {
 		c.err = nil
 		return err
@@ -94,7 +97,7 @@ func (c *recordConn) fill() error {
 
 // space returns a buffer to read from the socket into; only called while
 // nothing is buffered.
-func (c *recordConn) space() []byte {
+func (c *RecordConn) space() []byte {
 	if c.buf == nil {
 		c.buf = getReadBuf()
 	}
@@ -103,7 +106,7 @@ func (c *recordConn) space() []byte {
 
 // commit takes n bytes read into space, and holds err until they are
 // handed over. With nothing read, the buffer goes back.
-func (c *recordConn) commit(n int, err error) {
+func (c *RecordConn) commit(n int, err error) {
 	c.buf, c.off, c.err = c.buf[:n], 0, err
 	if n == 0 {
 		putReadBuf(c.buf)

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"bufio"
@@ -32,7 +32,7 @@ func FuzzFramer(f *testing.F) {
 		for {
 			u, err := fr.Next()
 			if err != nil {
-				if !errors.Is(err, io.EOF) && asStreamError(err) == nil {
+				if !errors.Is(err, io.EOF) && AsError(err) == nil {
 					t.Fatalf("error is neither EOF nor a stream error: %v", err)
 				}
 				return

@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"bufio"
@@ -150,7 +150,7 @@ func TestFramerRejectsBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := frameAll(t, strings.NewReader(tc.input), tc.limit)
-			se := asStreamError(err)
+			se := AsError(err)
 			if se == nil {
 				t.Fatalf("error = %v, want stream error %s", err, tc.cond)
 			}
@@ -162,7 +162,7 @@ func TestFramerRejectsBadInput(t *testing.T) {
 }
 
 func TestStreamErrorXML(t *testing.T) {
-	got := string(streamErr(CondPolicyViolation, "too <big>").AppendXML(nil))
+	got := string(NewError(CondPolicyViolation, "too <big>").AppendXML(nil))
 	want := `<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>too &lt;big&gt;</text></stream:error>`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)

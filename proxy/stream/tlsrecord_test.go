@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"testing/iotest"
+
+	"github.com/xmpp2proxy/xmpp2proxy/internal/demo"
 )
 
 // records builds n TLS-shaped records with random bodies of up to max
@@ -34,7 +36,7 @@ func TestRecordConnNeverHandsOverBytesPastARecordEnd(t *testing.T) {
 		if round%2 == 0 {
 			sock.Reader = bytes.NewReader(stream)
 		}
-		c := newRecordConn(sock)
+		c := NewRecordConn(sock)
 		var got []byte
 		for {
 			p := make([]byte, 1+r.IntN(4000))
@@ -93,14 +95,17 @@ func (c *holdConn) release(t *testing.T) {
 	c.pending = nil
 }
 
-// tlsPair returns a TLS client over a holdConn and, over a recordConn, a
+// tlsPair returns a TLS client over a holdConn and, over a RecordConn, a
 // TLS server, connected through loopback TCP.
-func tlsPair(t *testing.T) (client *tls.Conn, hold *holdConn, server *tls.Conn, rec *recordConn, sock net.Conn) {
+func tlsPair(t *testing.T) (client *tls.Conn, hold *holdConn, server *tls.Conn, rec *RecordConn, sock net.Conn) {
 	t.Helper()
 	cc, sock := tcpPair(t)
-	rec = newRecordConn(sock)
-	serverCfg, _ := testCertificate(t)
-	server = tls.Server(rec, serverCfg)
+	rec = NewRecordConn(sock)
+	cert, err := demo.SelfSigned(t.TempDir(), "localhost", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = tls.Server(rec, cert.ServerConfig())
 	hold = &holdConn{Conn: cc}
 	client = tls.Client(hold, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test
 	errc := make(chan error, 1)

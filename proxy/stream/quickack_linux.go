@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import "syscall"
 

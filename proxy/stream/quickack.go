@@ -1,4 +1,4 @@
-package proxy
+package stream
 
 import (
 	"net"
@@ -18,9 +18,11 @@ type quickAckConn struct {
 	ack func(fd uintptr)
 }
 
-// withQuickAck wraps an upstream connection; anything but TCP is
-// returned as it is.
-func withQuickAck(c net.Conn) net.Conn {
+// WithQuickAck wraps an upstream TCP connection so that every read is
+// acked at once, and so that NewParking, given it, acks what it reads
+// too. Anything but TCP, and any TCP connection where the platform has no
+// TCP_QUICKACK, is returned as it is.
+func WithQuickAck(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok || !canQuickAck {
 		return c

@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/xml"
+	"math/big"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
+)
+
+// ---------------------------------------------------------------------------
+// Negotiation
+
+func TestClientIsOfferedUpstreamMechanismsMinusPLUS(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		upstream []string
+		want     []string
+	}{
+		{
+			name:     "SCRAM-SHA-1-PLUS is dropped",
+			upstream: []string{"PLAIN", "SCRAM-SHA-1-PLUS"},
+			want:     []string{"PLAIN"},
+		},
+		{
+			name:     "every -PLUS variant is dropped and the order kept",
+			upstream: []string{"SCRAM-SHA-512-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"},
+			want:     []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"},
+		},
+		{
+			name:     "a lower-case -plus is dropped too",
+			upstream: []string{"scram-sha-256-plus", "X-OAUTH2", "PLAIN"},
+			want:     []string{"X-OAUTH2", "PLAIN"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := startFakeUpstream(t, false, tt.upstream...)
+			srv := startProxy(t, fake.addr(), nil, nil)
+			f := dialProxy(t, srv).openStream()
+			if f.StartTLS != nil {
+				t.Error("STARTTLS offered without a certificate")
+			}
+			if f.Mechanisms == nil {
+				t.Fatal("no <mechanisms/> offered")
+			}
+			if !slices.Equal(f.Mechanisms.Mechanism, tt.want) {
+				t.Errorf("mechanisms %q, want %q", f.Mechanisms.Mechanism, tt.want)
+			}
+		})
+	}
+}
+
+func TestWrongPasswordFailsAndClientMayRetryOnSameStream(t *testing.T) {
+	t.Parallel()
+	fake := startFakeUpstream(t, true)
+	srv := startProxy(t, fake.addr(), nil, nil)
+	c := dialProxy(t, srv)
+	c.openStream()
+
+	c.send(authPlain("alice", "wrong"))
+	c.expect(stream.UnitElement, saslNotAuthzd) // the upstream's <failure/>, unchanged
+	c.send(authPlain("alice", "secret"))
+	c.expect(stream.UnitElement, saslSuccess)
+	c.restartAndBind()
+
+	// The session relays: the fake echoes.
+	msg := "<message to='bob@localhost' id='m1'><body>hello</body></message>"
+	c.send(msg)
+	c.expect(stream.UnitElement, msg)
+	up := fake.accept(t)
+	up.expect(t, stream.UnitElement, msg)
+}
+
+func TestSilentClientGetsConnectionTimeoutDuringHandshake(t *testing.T) {
+	t.Parallel()
+	fake := startFakeUpstream(t, false)
+	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Handshake = Duration(300 * time.Millisecond) })
+	c := dialProxy(t, srv)
+	if h, err := stream.ParseHeader(c.nextOf(stream.UnitStreamOpen)); err != nil || h.From != "localhost" {
+		t.Fatalf("stream header from %q, %v; want from localhost", h.From, err)
+	}
+	c.expectStreamError(stream.CondConnectionTimeout)
+	c.expectStreamClose()
+	c.expectConnClosed()
+}
+
+func TestUnreachableUpstreamGivesRemoteConnectionFailed(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nothing := ln.Addr().String()
+	ln.Close()
+	srv := startProxy(t, nothing, nil, nil)
+	c := dialProxy(t, srv)
+	c.send(testHeader)
+	c.nextOf(stream.UnitStreamOpen)
+	c.expectStreamError(stream.CondRemoteConnectionFailed)
+	c.expectStreamClose()
+	c.expectConnClosed()
+}
+
+func TestStartTLSRequiredRefusesAuthBeforeTLS(t *testing.T) {
+	t.Parallel()
+	serverTLS, roots := testCertificate(t)
+	fake := startFakeUpstream(t, false)
+	srv := startProxy(t, fake.addr(), serverTLS, func(c *Config) { c.AllowPlaintext = false })
+	c := dialProxy(t, srv)
+
+	f := c.openStream()
+	if f.StartTLS == nil || f.StartTLS.Required == nil {
+		t.Error("pre-TLS features lack <starttls><required/></starttls>")
+	}
+	if f.Mechanisms != nil {
+		t.Errorf("pre-TLS features offer mechanisms %q", f.Mechanisms.Mechanism)
+	}
+
+	c.send(authPlain("alice", "secret"))
+	raw := c.nextOf(stream.UnitElement)
+	if name, conds := parseConditions(t, raw, ns.SASL); name != (xml.Name{Space: ns.SASL, Local: "failure"}) || !slices.Equal(conds, []string{"encryption-required"}) {
+		t.Fatalf("auth before STARTTLS got %q, want a SASL <failure><encryption-required/></failure>", raw)
+	}
+
+	// The stream survives the refusal: STARTTLS, then log in.
+	c.send("<starttls xmlns='" + ns.TLS + "'/>")
+	c.expect(stream.UnitElement, "<proceed xmlns='"+ns.TLS+"'/>")
+	tc := tls.Client(c.conn, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+	_ = tc.SetDeadline(time.Now().Add(waitFor))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn = tc
+	c.fr.Reset(bufio.NewReader(tc))
+	f = c.openStream()
+	if f.StartTLS != nil {
+		t.Error("STARTTLS offered again over TLS")
+	}
+	if f.Mechanisms == nil || !slices.Equal(f.Mechanisms.Mechanism, []string{"PLAIN"}) {
+		t.Fatalf("features over TLS offer %+v, want the mechanisms [PLAIN]", f.Mechanisms)
+	}
+	c.send(authPlain("alice", "secret"))
+	c.expect(stream.UnitElement, saslSuccess)
+	c.restartAndBind()
+}
+
+// testCertificate returns a server config with a fresh self-signed
+// certificate for localhost, and a pool that trusts it.
+func testCertificate(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "localhost"},
+		DNSNames:              []string{"localhost"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
+		MinVersion:   tls.VersionTLS12,
+	}, roots
+}
