@@ -99,6 +99,7 @@ func TestAHostileIDNeitherMisroutesNorBreaksTheBounce(t *testing.T) {
 	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
+	r.hooks = r.s.v2
 
 	v.fromClient(r, []byte(hostileTo))
 	if up := queued(&r.up); len(up) != 1 {

@@ -218,9 +218,10 @@ func (v *session2) queueForClient(r *relay, out []byte, upSeq uint32, fromUpstre
 	}
 }
 
-// detach marks the client leg gone if the session can be resumed; ask
-// says to ask the upstream for an ack of the client's stanzas in flight.
-func (v *session2) detach() (ok, ask bool) {
+// smDetach moves the client leg's stream management to detached if the
+// session can be resumed; ask says to ask the upstream for an ack of the
+// client's stanzas in flight.
+func (v *session2) smDetach() (ok, ask bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.sm.State() != sm.StateLive && v.sm.State() != sm.StateResuming {

@@ -132,7 +132,7 @@ func TestABounceIsAStanzaTheClientCounts(t *testing.T) {
 	}
 	// The client acks the bounce (h=1) and vanishes: the later message is
 	// what a resumption must replay.
-	if ok, _ := v.detach(); !ok {
+	if ok, _ := v.smDetach(); !ok {
 		t.Fatal("the session could not detach")
 	}
 	res, ok := v.resume(r, 1)
@@ -145,11 +145,13 @@ func TestANewSessionOfTheSameDeviceReplacesTheOldOneAndSurvivesItsEnd(t *testing
 	srv := &Server{registry: newRegistry()}
 	old := quietRelay(srv, nil, alice1)
 	old.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: alice1}
+	old.hooks = old.s.v2
 	old.name = alice1 + "#1"
 	acc, _ := srv.registry.join(old, false)
 	old.s.v2.acc = acc
 	fresh := quietRelay(srv, nil, alice1)
 	fresh.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: alice1}
+	fresh.hooks = fresh.s.v2
 	fresh.name = alice1 + "#2"
 	acc2, replaced := srv.registry.join(fresh, false)
 	fresh.s.v2.acc = acc2

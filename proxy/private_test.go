@@ -29,11 +29,11 @@ func newPrivateFixture() *privateFixture {
 	srv := &Server{registry: newRegistry()}
 	classic := func(jid string) *relay {
 		srv.registry.bind(jid)
-		return &relay{s: &session{srv: srv, boundJID: jid}}
+		return &relay{s: &session{srv: srv, boundJID: jid}, hooks: classicHooks{}}
 	}
 	f := &privateFixture{srv: srv, bob: classic(bobDesk), aliceDesk: classic("alice@localhost/desk")}
 	f.v = &session2{sm: sm.New(sm.Config{}), jid: alice1}
-	f.x2 = &relay{s: &session{srv: srv, log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: f.v}}
+	f.x2 = &relay{s: &session{srv: srv, log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: f.v}, hooks: f.v}
 	f.v.acc = joinAs(srv, alice1, f.x2)
 	return f
 }

@@ -101,10 +101,12 @@ func TestNoteFullJIDSendAllocatesNothingForABareJIDMessage(t *testing.T) {
 func TestARerouted20MessageIsDroppedOnTheLegItLandsOn(t *testing.T) {
 	f := newPrivateFixture()
 	two := &relay{s: &session{srv: f.srv, log: f.x2.s.log, v2: &session2{sm: sm.New(sm.Config{}), jid: alice2}}}
+	two.hooks = two.s.v2
 	two.s.v2.acc = joinAs(f.srv, alice2, two)
 	carol := &session2{sm: sm.New(sm.Config{}), jid: carolX2}
 	viaCarol := quietRelay(f.srv, nil, carolX2)
 	viaCarol.s.v2 = carol
+	viaCarol.hooks = viaCarol.s.v2
 	carol.fromClient(viaCarol, chat("", alice2, "m1", ""))
 	if up := queued(&viaCarol.up); len(up) != 1 {
 		t.Fatalf("carol's message was not forwarded: upstream got %q", up)

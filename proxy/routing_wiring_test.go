@@ -14,6 +14,10 @@ import (
 // stays in its queue for the test to read.
 func quietRelay(srv *Server, v *session2, jid string) *relay {
 	r := &relay{s: &session{srv: srv, ctx: context.Background(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: v, boundJID: jid}}
+	r.hooks = classicHooks{}
+	if v != nil {
+		r.hooks = v
+	}
 	r.client.out.size, r.up.out.size = 8, 8
 	if v != nil {
 		r.client.spillMax = 1 << 20
@@ -43,6 +47,7 @@ func TestAMessageToAnOfflineFullJIDIsAnsweredByTheProxyAndNeverGoesUpstream(t *t
 	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
+	r.hooks = r.s.v2
 	v.fromClient(r, []byte("<message to='alice@localhost/gone' id='b1' type='chat'><body>hi</body></message>"))
 	if up := queued(&r.up); len(up) != 0 {
 		t.Fatalf("forwarded upstream: %q", up)
@@ -85,6 +90,7 @@ func joinAs(srv *Server, jid string, r *relay) *account {
 	r.name = jid
 	if r.s.v2 == nil {
 		r.s.v2 = &session2{sm: sm.New(sm.Config{}), jid: jid}
+		r.hooks = r.s.v2
 	}
 	r.s.v2.jid = jid
 	acc, _ := srv.registry.join(r, false)

@@ -159,11 +159,8 @@ func (s *session) finish() {
 		if jid != "" {
 			s.srv.registry.unbind(jid)
 		}
-		if s.v2 != nil && s.v2.acc != nil {
-			s.srv.registry.leave(s.relay)
-		}
-		if s.v2 != nil {
-			s.v2.stopCatchup()
+		if r := s.relayOrNil(); r != nil {
+			r.hooks.ended(r)
 		}
 		s.drainUpstreamDial()
 		s.closeConns()
@@ -300,4 +297,11 @@ func (s *session) handshakeFailed(err error) {
 	if s.up != nil {
 		_ = writeDirect(s.up.conn, []byte(stream.CloseTag))
 	}
+}
+
+// relayOrNil returns the session's relay, nil before it relays.
+func (s *session) relayOrNil() *relay {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relay
 }
