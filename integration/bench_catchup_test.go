@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -38,23 +40,32 @@ const (
 // to the server, as deployed. Times run from TCP connect to the last
 // message. It reports messages per second for each, their ratio, and the
 // proxy's peak RSS growth during the 2.0 catch-up next to the catch-up's
-// size.
+// size, and the most archived messages the proxy held at once in one
+// catch-up (its own count, xmpp2proxy_catchup_held_stanzas).
 func BenchmarkCatchup(b *testing.B) {
 	const oneWay = 25 * time.Millisecond
 	bin := buildProxy(b)
 	for _, srv := range servers {
 		b.Run(srv.Name(), func(b *testing.B) {
 			e := startProxy(b, srv)
-			p := startExternalProxy(b, e, bin)
+			port, _ := harness.FreePort()
+			metricsAddr := "127.0.0.1:" + strconv.Itoa(port)
+			p := startExternalProxy(b, e, bin, "--metrics-listen", metricsAddr)
 			defer p.stop()
 			after := seedArchive(b, e, srv).after2000
 			toServer := newRelay(b, srv.Addr(), oneWay)
 			toProxy := newRelay(b, p.addr, oneWay)
 			var classic, x2 time.Duration
-			var peakKiB, sizeKiB float64
+			var peakKiB, sizeKiB, held float64
 			for b.Loop() {
 				classic += classicPaging(b, toServer.Addr(), after)
+				sum0, n0 := scrapeHistogram(b, metricsAddr, "xmpp2proxy_catchup_held_stanzas")
 				d, size, peak := x2Catchup(b, e, p, toProxy.Addr(), after)
+				sum1, n1 := scrapeHistogram(b, metricsAddr, "xmpp2proxy_catchup_held_stanzas")
+				if n1 != n0+1 {
+					b.Fatalf("the proxy recorded %v catch-ups, want 1", n1-n0)
+				}
+				held = max(held, sum1-sum0)
 				x2 += d
 				sizeKiB = max(sizeKiB, float64(size)/1024)
 				peakKiB = max(peakKiB, float64(peak)/1024)
@@ -65,6 +76,7 @@ func BenchmarkCatchup(b *testing.B) {
 			b.ReportMetric(classic.Seconds()/x2.Seconds(), "x2/classic")
 			b.ReportMetric(sizeKiB, "catchup-KiB")
 			b.ReportMetric(peakKiB, "proxy-peak-rss-KiB")
+			b.ReportMetric(held, "proxy-held-max-stanzas")
 		})
 	}
 }
@@ -246,4 +258,32 @@ func procStatusKiB(b *testing.B, pid int, field string) int {
 	}
 	b.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
+}
+
+// scrapeHistogram reads a histogram's sum and count from the proxy's
+// /metrics.
+func scrapeHistogram(b *testing.B, addr, name string) (sum, count float64) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case name + "_sum":
+			sum = v
+		case name + "_count":
+			count = v
+		}
+	}
+	return sum, count
 }

@@ -250,11 +250,11 @@ func buildProxy(tb testing.TB) string {
 	return bin
 }
 
-func startExternalProxy(tb testing.TB, e *env, bin string) *externalProxy {
+func startExternalProxy(tb testing.TB, e *env, bin string, extra ...string) *externalProxy {
 	port, _ := harness.FreePort()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	return runProxy(tb, bin, addr, "serve", "--listen", addr, "--upstream", e.srv.Addr(), "--upstream-tls", "none",
-		"--domain", domain, "--cert", e.cert.CertFile, "--key", e.cert.KeyFile, "--log-level", "warn")
+	return runProxy(tb, bin, addr, append([]string{"serve", "--listen", addr, "--upstream", e.srv.Addr(), "--upstream-tls", "none",
+		"--domain", domain, "--cert", e.cert.CertFile, "--key", e.cert.KeyFile, "--log-level", "warn"}, extra...)...)
 }
 
 // runProxy runs the binary with args and returns once it accepts

@@ -54,12 +54,13 @@ type catchup struct {
 	finished      bool
 	// active is false once finished has released everything, for the
 	// pokes and inOrder to skip the lock.
-	active  atomic.Bool
-	window  int // stanzas the client may leave untaken when a page is asked
-	maxHeld int
-	step    time.Duration
-	timer   *time.Timer
-	expire  func() // runs when the step timer fires
+	active     atomic.Bool
+	window     int // stanzas the client may leave untaken when a page is asked
+	maxHeld    int
+	heldAtMost int // for the metrics: see noteHeld
+	step       time.Duration
+	timer      *time.Timer
+	expire     func() // runs when the step timer fires
 }
 
 // catchItem is one stanza waiting for the client during a catch-up.
@@ -94,8 +95,9 @@ type catchupSink interface {
 	// attached reports whether the client is there to be sent elements
 	// that are not stanzas.
 	attached() bool
-	// caughtUp reports the account catch-up's size once it is over.
-	caughtUp(count int)
+	// caughtUp reports the account catch-up's size once it is over, and
+	// the most archived messages it held at once.
+	caughtUp(count, heldAtMost int)
 }
 
 // errHoldOverflow ends a session whose catch-up met more live traffic
@@ -256,6 +258,17 @@ func (c *catchup) deliver(sink catchupSink, a *archiveSync) {
 	}
 	clear(a.buf)
 	a.buf = a.buf[:0]
+	c.noteHeld(sink)
+}
+
+// noteHeld keeps the most archived messages the catch-up holds at once:
+// those the client has not taken, and those buffered for later archives.
+func (c *catchup) noteHeld(sink catchupSink) {
+	n, _ := sink.backlog()
+	for _, a := range c.archives[c.cur:] {
+		n += len(a.buf)
+	}
+	c.heldAtMost = max(c.heldAtMost, n)
 }
 
 // giveUp ends a catch-up whose server stopped answering: <synced/> says
@@ -290,9 +303,7 @@ func (c *catchup) finish(sink catchupSink) {
 	for _, a := range c.archives {
 		complete = complete && a.complete
 	}
-	if c.account != nil {
-		sink.caughtUp(count)
-	}
+	sink.caughtUp(count, c.heldAtMost)
 	b = stream.AppendEscaped(b, last)
 	b = append(b, "' count='"...)
 	b = strconv.AppendInt(b, int64(count), 10)

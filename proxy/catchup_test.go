@@ -40,7 +40,7 @@ func (s *recordingSink) element(b []byte)     { s.out = append(s.out, string(b))
 func (s *recordingSink) backlog() (int, bool) { return s.untaken, s.acks }
 func (s *recordingSink) delivered(raw []byte) {}
 func (s *recordingSink) attached() bool       { return !s.gone }
-func (s *recordingSink) caughtUp(int)         {}
+func (s *recordingSink) caughtUp(int, int)    {}
 func (s *recordingSink) releaseHeld() {
 	for _, h := range s.held {
 		s.stanza(catchItem{raw: h})
@@ -301,6 +301,9 @@ func TestACatchUpHoldsAtMostTwoPages(t *testing.T) {
 	}
 	if sink.most > 2*syncPage {
 		t.Fatalf("the proxy held %d stanzas for the client, more than two pages (%d)", sink.most, 2*syncPage)
+	}
+	if c.heldAtMost != sink.most {
+		t.Fatalf("the catch-up says it held at most %d stanzas, the client leg had %d", c.heldAtMost, sink.most)
 	}
 	if !c.finished || !strings.Contains(strings.Join(sink.out, " "), fmt.Sprintf("count='%d'", total)) {
 		t.Fatal("the catch-up did not end with every message counted")

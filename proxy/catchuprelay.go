@@ -28,7 +28,12 @@ func (s relaySink) element(b []byte) { s.r.send(&s.r.client, b) }
 
 func (s relaySink) attached() bool { return !s.r.detached() }
 
-func (s relaySink) caughtUp(count int) { s.r.s.srv.metrics.caughtUp(count) }
+func (s relaySink) caughtUp(count, heldAtMost int) {
+	if s.v.catchup.account != nil {
+		s.r.s.srv.metrics.caughtUp(count)
+	}
+	s.r.s.srv.metrics.catchupHeldAtMost(heldAtMost)
+}
 
 func (s relaySink) backlog() (int, bool) {
 	s.v.mu.Lock()

@@ -32,6 +32,7 @@ type metrics struct {
 	setups          *prometheus.CounterVec // outcome
 	setupDuration   prometheus.Histogram
 	catchup         prometheus.Histogram
+	catchupHeld     prometheus.Histogram
 	resumptions     *prometheus.CounterVec // outcome
 	bounces         *prometheus.CounterVec // condition
 	streamErrors    *prometheus.CounterVec // condition
@@ -72,6 +73,9 @@ func newMetrics(s *Server) *metrics {
 		catchup: f.histogram("xmpp2proxy_catchup_messages",
 			"Archived messages one Bind2 <sync/> delivered (the count of its <synced/>).",
 			[]float64{0, 1, 10, 50, 100, 250, 500, 1000, 2000}),
+		catchupHeld: f.histogram("xmpp2proxy_catchup_held_stanzas",
+			"The most archived messages one catch-up held at once, taken by the client or not (at most two of the server's pages).",
+			[]float64{10, 50, 100, 250, 500, 1000, 2000}),
 		resumptions: f.counter("xmpp2proxy_resumptions_total",
 			"2.0 session resumptions asked for, by outcome (ok; failed: held but could not resume; expired: not held, or not this account's).", "outcome"),
 		bounces: f.counter("xmpp2proxy_bounces_total",
@@ -207,6 +211,15 @@ func (m *metrics) caughtUp(n int) {
 		return
 	}
 	m.catchup.Observe(float64(n))
+}
+
+// catchupHeldAtMost records the most archived messages a catch-up held
+// at once: delivered but not taken by the client, or buffered.
+func (m *metrics) catchupHeldAtMost(n int) {
+	if m == nil {
+		return
+	}
+	m.catchupHeld.Observe(float64(n))
 }
 
 // resumed counts a resumption attempt's outcome.

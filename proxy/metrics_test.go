@@ -116,6 +116,18 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 					}
 				}
 			}, want: 1},
+		{name: "a catch-up records the most archived messages it held",
+			metric: "xmpp2proxy_catchup_held_stanzas",
+			event: func(t *testing.T, e *metricsEnv) {
+				e.client(t).openStream()
+				e.sendAuthenticate2(e.client(t), bind2Sync)
+				up := e.fake.accept(t)
+				answerReplay(t, up, queryIDSync+"-0", syncResult("a1")+syncResult("a2")+
+					"<iq type='result' id='"+queryIDSync+"-0'><fin xmlns='"+ns.MAM+"' complete='true'><set xmlns='http://jabber.org/protocol/rsm'><last>a2</last></set></fin></iq>")
+				readSuccess(t, e.client(t))
+				for !strings.HasPrefix(string(e.client(t).nextOf(stream.UnitElement)), "<synced") {
+				}
+			}, want: 1},
 		{name: "a resumption of a held session counts as ok",
 			metric: "xmpp2proxy_resumptions_total", labels: []string{"outcome", "ok"},
 			prepare: func(t *testing.T, e *metricsEnv) { e.vanish(t) },
