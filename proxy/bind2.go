@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
@@ -171,7 +172,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 	}
 	// Nobody waits for its answer: it is dropped whenever it comes.
 	st.out.abandoned = &abandonedQueries{queryIDs: []string{idArchiveMark}, idPrefixes: []string{idArchiveMark}}
-	return append(req, mamQuery(idArchiveMark, "", idArchiveMark, "", time.Time{}, 0, false)...)
+	return append(req, mam.Query(idArchiveMark, "", idArchiveMark, "", time.Time{}, 0, false)...)
 }
 
 // boundJID reads the JID from a bind result.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
@@ -45,14 +46,8 @@ func errorChild(raw []byte) []byte {
 // appendBound adds the <bound/> children that depend on the setup answers:
 // archive metadata and the MUC join outcomes.
 func (st *setupState) appendBound(b []byte) []byte {
-	switch e := st.meta.edges; {
-	case e.startID != "" || e.endID != "":
-		b = append(b, "<metadata xmlns='"+ns.MAM+"'>"...)
-		b = appendMetaItem(b, "start", e.startID, e.startTS)
-		b = appendMetaItem(b, "end", e.endID, e.endTS)
-		b = append(b, "</metadata>"...)
-	case st.meta.done:
-		b = append(b, "<metadata xmlns='"+ns.MAM+"'/>"...)
+	if !st.meta.edges.Empty() || st.meta.done {
+		b = mam.AppendMetadata(b, st.meta.edges)
 	}
 	for _, j := range st.joins {
 		if j.errXML != nil {
@@ -70,14 +65,6 @@ func (st *setupState) appendBound(b []byte) []byte {
 		b = append(b, "'/>"...)
 	}
 	return b
-}
-
-func appendMetaItem(b []byte, name, id, ts string) []byte {
-	b = append(b, "<"+name+" id='"...)
-	b = stream.AppendEscaped(b, id)
-	b = append(b, "' timestamp='"...)
-	b = stream.AppendEscaped(b, ts)
-	return append(b, "'/>"...)
 }
 
 // appendPending adds what the upstream sent during setup, for a session

@@ -4,12 +4,9 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
-	"time"
 )
 
 func ptr(s string) *string { return &s }
-
-var timeZero time.Time
 
 func TestSASL2ToSASL1Translation(t *testing.T) {
 	tests := []struct {
@@ -85,39 +82,5 @@ func TestBind2ResourceRules(t *testing.T) {
 				t.Fatal("rule violated")
 			}
 		})
-	}
-}
-
-func TestDedupKeyPrefersStanzaIDByTheAccount(t *testing.T) {
-	tests := []struct {
-		name, raw, want string
-	}{
-		{"stanza-id by the account wins", "<message id='m1'><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc' id='R'/><stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='A'/><origin-id xmlns='urn:xmpp:sid:0' id='O'/></message>", "sid:A"},
-		{"origin-id when no stanza-id by the account", "<message id='m1'><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc' id='R'/><origin-id xmlns='urn:xmpp:sid:0' id='O'/></message>", "oid:O"},
-		{"the id attribute last", "<message id='m1'><body>x</body></message>", "id:m1"},
-		{"nothing to go by", "<message><body>x</body></message>", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := dedupKey([]byte(tc.raw), "alice@localhost"); got != tc.want {
-				t.Fatalf("dedupKey = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestMAMQueryAndResult(t *testing.T) {
-	q := string(mamQuery("x2-sync-0", "", "x2-sync", "A1", timeZero, 100, false))
-	want := "<iq type='set' id='x2-sync-0'><query xmlns='urn:xmpp:mam:2' queryid='x2-sync'><set xmlns='http://jabber.org/protocol/rsm'><max>100</max><after>A1</after></set></query></iq>"
-	if q != want {
-		t.Fatalf("query\n got %s\nwant %s", q, want)
-	}
-	r, ok := parseMAMResult([]byte("<message to='a@b/c'><result xmlns='urn:xmpp:mam:2' queryid='x2-sync' id='A2'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-01-01T00:00:00Z'/><message from='b@b' type='chat'><body>hi</body></message></forwarded></result></message>"))
-	if !ok || r.queryID != "x2-sync" || r.id != "A2" || r.stamp != "2026-01-01T00:00:00Z" || !strings.Contains(string(r.inner), "<body>hi</body>") {
-		t.Fatalf("parseMAMResult = %+v %v", r, ok)
-	}
-	fin := parseMAMFin([]byte("<iq type='result' id='x2-sync-0'><fin xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><last>A9</last></set></fin></iq>"))
-	if !fin.ok || fin.complete || fin.last != "A9" {
-		t.Fatalf("parseMAMFin = %+v", fin)
 	}
 }
