@@ -4,7 +4,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
-	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
 )
@@ -43,18 +42,4 @@ func forAnotherSession(raw []byte, self string) bool {
 	}
 	_, route, err := rewrite.Entering(inner)
 	return err == nil && route.Scope == rewrite.ScopeSession
-}
-
-// mucJoin renders a join with legacy history suppressed: the room archive
-// after 'after' replaces it (contract section 3).
-func mucJoin(j joinReq) []byte {
-	b := []byte("<presence to='")
-	b = stream.AppendEscaped(b, j.Room+"/"+j.Nick)
-	b = append(b, "'><x xmlns='"+ns.MUC+"'><history maxchars='0'/>"...)
-	if j.Password != "" {
-		b = append(b, "<password>"...)
-		b = stream.AppendEscaped(b, j.Password)
-		b = append(b, "</password>"...)
-	}
-	return append(b, "</x></presence>"...)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
@@ -152,7 +153,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 			continue
 		}
 		rj := &roomJoin{req: j, room: strings.ToLower(j.Room)}
-		req = append(req, mucJoin(j)...)
+		req = append(req, muc.Join(j.Room, j.Nick, j.Password)...)
 		if j.After != "" {
 			rj.catchup = &archiveSync{to: j.Room, queryID: j.Room, idPrefix: "x2-room" + strconv.Itoa(i) + "-", after: j.After, max: st.s.srv.cfg.Limits.MaxCatchup}
 		}

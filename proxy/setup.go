@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
@@ -358,9 +359,9 @@ func (st *setupState) onPresence(raw []byte) {
 		switch {
 		case stream.StartAttr(start, "type") == "error":
 			j.done = true
-			j.errXML = errorChild(raw)
+			j.errXML = muc.JoinError(raw)
 			return // the client learns it from <join-failed/>
-		case isSelfPresence(raw):
+		case muc.IsSelfPresence(raw):
 			j.done, j.nick = true, nick
 		}
 	}
