@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"strings"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
@@ -16,10 +17,10 @@ type authenticate struct {
 	Mechanism string `xml:"mechanism,attr"`
 	// InitialResponse is nil when absent and empty when present but empty:
 	// SASL tells the two apart.
-	InitialResponse *string    `xml:"urn:xmpp:sasl:2 initial-response"`
-	UserAgent       *userAgent `xml:"urn:xmpp:sasl:2 user-agent"`
-	Bind            *bindReq   `xml:"urn:xmpp:bind:0 bind"`
-	Resume          *smResume  `xml:"urn:xmpp:sm:3 resume"`
+	InitialResponse *string         `xml:"urn:xmpp:sasl:2 initial-response"`
+	UserAgent       *userAgent      `xml:"urn:xmpp:sasl:2 user-agent"`
+	Bind            *bind2.Request  `xml:"urn:xmpp:bind:0 bind"`
+	Resume          *bind2.SMResume `xml:"urn:xmpp:sm:3 resume"`
 }
 
 type userAgent struct {
@@ -28,21 +29,8 @@ type userAgent struct {
 	Device   string `xml:"urn:xmpp:sasl:2 device"`
 }
 
-// bindReq is a Bind2 request (XEP-0386, contract section 3).
-type bindReq struct {
-	Tag      string    `xml:"urn:xmpp:bind:0 tag"`
-	SM       *smEnable `xml:"urn:xmpp:sm:3 enable"`
-	Carbons  *struct{} `xml:"urn:xmpp:carbons:2 enable"`
-	Inactive *struct{} `xml:"urn:xmpp:csi:0 inactive"`
-	Sync     *syncReq  `xml:"urn:xmpp:xmpp2:0 sync"`
-	Presence *rawXML   `xml:"presence"` // jabber:client per the contract; any namespace accepted
-	Joins    []joinReq `xml:"urn:xmpp:xmpp2:0 join"`
-	// Resume inside <bind/> (the draft); XEP-0198 puts it in <authenticate/>.
-	Resume *smResume `xml:"urn:xmpp:sm:3 resume"`
-}
-
 // resumeRequest returns the inline resumption request, wherever it came.
-func (a *authenticate) resumeRequest() *smResume {
+func (a *authenticate) resumeRequest() *bind2.SMResume {
 	if a.Resume != nil {
 		return a.Resume
 	}
@@ -50,33 +38,6 @@ func (a *authenticate) resumeRequest() *smResume {
 		return a.Bind.Resume
 	}
 	return nil
-}
-
-type smEnable struct {
-	Resume string `xml:"resume,attr"`
-}
-
-type smResume struct {
-	PrevID string `xml:"previd,attr"`
-	H      string `xml:"h,attr"`
-}
-
-type syncReq struct {
-	After  string `xml:"after,attr"`
-	Within string `xml:"within,attr"`
-}
-
-type joinReq struct {
-	Room     string `xml:"room,attr"`
-	Nick     string `xml:"nick,attr"`
-	After    string `xml:"after,attr"`
-	Password string `xml:"password,attr"`
-}
-
-// rawXML keeps an element's attributes and inner XML so it can be replayed.
-type rawXML struct {
-	Attrs []xml.Attr `xml:",any,attr"`
-	Inner []byte     `xml:",innerxml"`
 }
 
 // parseAuthenticate decodes a framed <authenticate/>; the framer has bounded

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/base64"
-	"strings"
 	"testing"
 )
 
@@ -52,34 +51,6 @@ func TestSASLUsername(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.a.saslUsername(); got != tc.want {
 				t.Fatalf("saslUsername = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestBind2ResourceRules(t *testing.T) {
-	secret := []byte("s3cret")
-	same1 := deriveResource(secret, "alice", "mobile", "ua-1")
-	same2 := deriveResource(secret, "alice", "mobile", "ua-1")
-	random1 := deriveResource(secret, "alice", "mobile", "")
-	random2 := deriveResource(secret, "alice", "mobile", "")
-	tests := []struct {
-		name string
-		ok   bool
-	}{
-		{"the same device gets the same resource", same1 == same2},
-		{"the resource is tag + '.' + 10 characters", strings.HasPrefix(same1, "mobile.") && len(same1) == len("mobile.")+10},
-		{"the user-agent id never appears", !strings.Contains(same1, "ua-1")},
-		{"another device gets another resource", deriveResource(secret, "alice", "mobile", "ua-2") != same1},
-		{"another account gets another resource", deriveResource(secret, "bob", "mobile", "ua-1") != same1},
-		{"another secret gets another resource", deriveResource([]byte("other"), "alice", "mobile", "ua-1") != same1},
-		{"without a user-agent id the suffix is random", random1 != random2},
-		{"a tag cannot inject JID separators", !strings.ContainsAny(deriveResource(secret, "a", "x/y@z", "u"), "/@")},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if !tc.ok {
-				t.Fatal("rule violated")
 			}
 		})
 	}

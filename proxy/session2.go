@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
@@ -94,7 +95,7 @@ var errHandedOff = errors.New("connection handed to a resumed session")
 // resume hands this connection to the detached session the client asks
 // for, if this account owns it and it is still held. The upstream leg this
 // connection authenticated on is then not needed and is closed.
-func (s *session) resume(a *authenticate, prev *smResume, additional string) bool {
+func (s *session) resume(a *authenticate, prev *bind2.SMResume, additional string) bool {
 	user := a.saslUsername()
 	h, err := strconv.ParseUint(prev.H, 10, 32)
 	if user == "" || err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
@@ -106,7 +107,7 @@ func (a *archiveSync) onFin(fin mam.Fin) []byte {
 
 // roomJoin is one requested MUC join and its outcome.
 type roomJoin struct {
-	req     joinReq
+	req     bind2.Join
 	room    string // bare room JID, lower case
 	done    bool
 	nick    string // the nick the room gave us

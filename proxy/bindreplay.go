@@ -1,51 +1,18 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/xml"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
-
-// deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
-// contract section 3): tag + "." + a short stable hash of (proxy secret,
-// account, user-agent id), so the same device gets the same resource and
-// replaces its old session, while the id itself never appears. Without a
-// user-agent id the suffix is random.
-func deriveResource(secret []byte, account, tag, userAgentID string) string {
-	if tag == "" {
-		tag = "xmpp2"
-	}
-	tag = strings.Map(func(r rune) rune {
-		if r == '/' || r == '@' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, tag)
-	var sum []byte
-	if userAgentID == "" {
-		sum = make([]byte, 8)
-		_, _ = rand.Read(sum)
-	} else {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(account))
-		m.Write([]byte{0})
-		m.Write([]byte(userAgentID))
-		sum = m.Sum(nil)
-	}
-	return tag + "." + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum))[:10]
-}
 
 // postAuthFeatures is what the proxy needs from the upstream's features
 // after authentication.
@@ -97,13 +64,13 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	}
 	bind := a.Bind
 	if bind == nil {
-		bind = &bindReq{}
+		bind = &bind2.Request{}
 	}
 	var uaID string
 	if a.UserAgent != nil {
 		uaID = a.UserAgent.ID
 	}
-	resource := deriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
+	resource := bind2.DeriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
 	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + ns.Bind + "'><resource>")
 	req = stream.AppendEscaped(req, resource)
 	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+ns.Carbons+"'/></iq>"...)
@@ -117,7 +84,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		req = append(req, "<inactive xmlns='"+ns.CSI+"'/>"...)
 	}
 	if bind.Presence != nil {
-		req = append(req, clampPriority(appendPresence(nil, bind.Presence))...)
+		req = append(req, clampPriority(bind2.AppendPresence(nil, bind.Presence))...)
 	}
 	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
 	st.meta.account = a.saslUsername() + "@" + s.domain
@@ -140,7 +107,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 // appendOptionalRequests adds the archive metadata query, the MUC joins and
 // the catch-up queries to the pipelined replay. Joins go before the room
 // archive queries: the server handles them in order.
-func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
+func (st *setupState) appendOptionalRequests(req []byte, bind *bind2.Request) []byte {
 	sync := bind.Sync
 	wantSync := sync != nil && (sync.After != "" || sync.Within != "")
 	if edges, ok := st.s.srv.edges.get(st.meta.account); ok && wantSync {
@@ -210,9 +177,6 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 	return append(b, "</bound></success>"...)
 }
 
-// nsXML is what encoding/xml reports for the xml: prefix.
-const nsXML = "http://www.w3.org/XML/1998/namespace"
-
 // appendAdditional adds SASL's additional success data (the SCRAM
 // server-final message), when there is any.
 func appendAdditional(b []byte, data string) []byte {
@@ -222,26 +186,4 @@ func appendAdditional(b []byte, data string) []byte {
 	b = append(b, "<additional-data>"...)
 	b = stream.AppendEscaped(b, data)
 	return append(b, "</additional-data>"...)
-}
-
-// appendPresence renders the inline initial presence for the upstream,
-// without addressing: it is the session's broadcast presence.
-func appendPresence(b []byte, p *rawXML) []byte {
-	b = append(b, "<presence"...)
-	for _, a := range p.Attrs {
-		isLang := a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == nsXML)
-		if a.Name.Space == "" && a.Name.Local == "id" || isLang {
-			b = append(b, ' ')
-			if isLang {
-				b = append(b, "xml:"...)
-			}
-			b = append(b, a.Name.Local...)
-			b = append(b, "='"...)
-			b = stream.AppendEscaped(b, a.Value)
-			b = append(b, '\'')
-		}
-	}
-	b = append(b, '>')
-	b = append(b, bytes.TrimSpace(p.Inner)...)
-	return append(b, "</presence>"...)
 }
