@@ -11,6 +11,7 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
@@ -47,7 +48,7 @@ type boundSession struct {
 // replayBind restarts the upstream stream and replays the Bind2 request as
 // classic requests, all in one write: bind, carbons, SM enable, CSI, and
 // the initial presence. It then reads until every answer is in.
-func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error) {
+func (s *session) replayBind(a *sasl2.Authenticate) (*boundSession, *setupState, error) {
 	up := s.up
 	if err := writeDirect(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
@@ -70,7 +71,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	if a.UserAgent != nil {
 		uaID = a.UserAgent.ID
 	}
-	resource := bind2.DeriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
+	resource := bind2.DeriveResource(s.srv.secret, a.Username(), bind.Tag, uaID)
 	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + ns.Bind + "'><resource>")
 	req = stream.AppendEscaped(req, resource)
 	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+ns.Carbons+"'/></iq>"...)
@@ -87,7 +88,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		req = append(req, clampPriority(bind2.AppendPresence(nil, bind.Presence))...)
 	}
 	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
-	st.meta.account = a.saslUsername() + "@" + s.domain
+	st.meta.account = a.Username() + "@" + s.domain
 	req = st.appendOptionalRequests(req, bind)
 	if feats.SM != nil {
 		st.out.upOut = stream.CountStanzas(req[enableEnd:])
@@ -158,11 +159,7 @@ func boundJID(raw []byte) (string, error) {
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
 func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
-	b = append(b, "<success xmlns='"+ns.SASL2+"'>"...)
-	b = appendAdditional(b, additionalData)
-	b = append(b, "<authorization-identifier>"...)
-	b = stream.AppendEscaped(b, bs.jid)
-	b = append(b, "</authorization-identifier>"...)
+	b = sasl2.AppendSuccessStart(b, additionalData, bs.jid)
 	if resumeFailed {
 		// Before <bound/>: xmpp.js handles <success/>'s children in
 		// order and would otherwise drop the new session's SM state.
@@ -174,16 +171,5 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 		b = append(b, "<enabled xmlns='"+ns.Carbons+"'/>"...)
 	}
 	b = st.appendBound(b)
-	return append(b, "</bound></success>"...)
-}
-
-// appendAdditional adds SASL's additional success data (the SCRAM
-// server-final message), when there is any.
-func appendAdditional(b []byte, data string) []byte {
-	if data == "" || data == "=" {
-		return b
-	}
-	b = append(b, "<additional-data>"...)
-	b = stream.AppendEscaped(b, data)
-	return append(b, "</additional-data>"...)
+	return append(b, "</bound>"+sasl2.SuccessEnd...)
 }
