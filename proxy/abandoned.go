@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
@@ -35,8 +36,8 @@ func (a *abandonedQueries) late(name, raw []byte) bool {
 		if !bytes.Contains(raw, []byte(ns.MAM)) {
 			return false
 		}
-		res, ok := parseMAMResult(raw)
-		return ok && a.hasQueryID(res.queryID)
+		res, ok := mam.ParseResult(raw)
+		return ok && a.hasQueryID(res.QueryID)
 	case "iq":
 		start, err := stream.StartOf(raw)
 		if err != nil {

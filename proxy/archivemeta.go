@@ -1,32 +1,13 @@
 package proxy
 
 import (
-	"encoding/xml"
 	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 )
-
-// archiveEdges is the first and the last entry of an account's archive,
-// as XEP-0313's <metadata/> gives them.
-type archiveEdges struct {
-	startID, startTS, endID, endTS string
-}
-
-// parseMetadata reads a <metadata xmlns='urn:xmpp:mam:2'/> element.
-func parseMetadata(raw []byte) archiveEdges {
-	type item struct {
-		ID string `xml:"id,attr"`
-		TS string `xml:"timestamp,attr"`
-	}
-	var m struct {
-		Start item `xml:"start"`
-		End   item `xml:"end"`
-	}
-	_ = xml.Unmarshal(raw, &m)
-	return archiveEdges{startID: m.Start.ID, startTS: m.Start.TS, endID: m.End.ID, endTS: m.End.TS}
-}
 
 // edgeCache remembers each account's archive edges, so that a 2.0 setup
 // with a <sync/> does not ask the server for them again: on Prosody's
@@ -55,7 +36,7 @@ type edgeCache struct {
 }
 
 type edgeEntry struct {
-	edges archiveEdges
+	edges mam.Metadata
 	at    time.Time
 }
 
@@ -74,17 +55,17 @@ func newEdgeCache(size int) *edgeCache {
 func edgeKey(account string) string { return strings.ToLower(account) }
 
 // get returns the account's cached edges, if fresh.
-func (c *edgeCache) get(account string) (archiveEdges, bool) {
+func (c *edgeCache) get(account string) (mam.Metadata, bool) {
 	e, ok := c.lru.Get(edgeKey(account))
 	if !ok || c.now().Sub(e.at) > c.ttl {
-		return archiveEdges{}, false
+		return mam.Metadata{}, false
 	}
 	return e.edges, true
 }
 
 // put remembers edges the server just gave, or the setup confirmed.
-func (c *edgeCache) put(account string, e archiveEdges) {
-	if e.startID == "" && e.endID == "" {
+func (c *edgeCache) put(account string, e mam.Metadata) {
+	if e.Empty() {
 		c.forget(account) // an empty archive: nothing worth keeping
 		return
 	}
@@ -98,7 +79,7 @@ func (c *edgeCache) confirmEnd(account, id, ts string) {
 	if !ok {
 		return
 	}
-	e.edges.endID, e.edges.endTS = id, ts
+	e.edges.EndID, e.edges.EndTS = id, ts
 	c.lru.Add(edgeKey(account), e)
 }
 

@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 )
 
 func TestArchiveEdgeCache(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	c := newEdgeCache(8)
 	c.now = func() time.Time { return now }
-	full := archiveEdges{startID: "S", startTS: "t0", endID: "E", endTS: "t1"}
+	full := mam.Metadata{StartID: "S", StartTS: "t0", EndID: "E", EndTS: "t1"}
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T)
@@ -40,7 +42,7 @@ func TestArchiveEdgeCache(t *testing.T) {
 			}
 		}},
 		{"an empty archive is not cached", func(t *testing.T) {
-			c.put("dave@localhost", archiveEdges{})
+			c.put("dave@localhost", mam.Metadata{})
 			if _, ok := c.get("dave@localhost"); ok {
 				t.Fatal("an empty archive was cached")
 			}
@@ -51,19 +53,19 @@ func TestArchiveEdgeCache(t *testing.T) {
 }
 
 func TestTheArchiveEndComesFromTheCatchUpWhenItCan(t *testing.T) {
-	cached := archiveEdges{startID: "S", startTS: "t0", endID: "E", endTS: "t1"}
+	cached := mam.Metadata{StartID: "S", StartTS: "t0", EndID: "E", EndTS: "t1"}
 	for _, tc := range []struct {
 		name    string
 		after   string
 		results []string // archive ids the first page brought
-		fin     mamFin
+		fin     mam.Fin
 		wantEnd string // "" when the proxy must ask the server
 	}{
-		{"a complete first page ends at its last message", "E", []string{"N1", "N2"}, mamFin{ok: true, complete: true}, "N2"},
-		{"nothing after the cached end keeps the cached end", "E", nil, mamFin{ok: true, complete: true}, "E"},
-		{"nothing after an id that is not the cached end asks the server", "OLD", nil, mamFin{ok: true, complete: true}, ""},
-		{"a gap longer than a page asks the server", "E", []string{"N1"}, mamFin{ok: true, last: "N1"}, ""},
-		{"a failed catch-up query asks the server", "E", nil, mamFin{}, ""},
+		{"a complete first page ends at its last message", "E", []string{"N1", "N2"}, mam.Fin{OK: true, Complete: true}, "N2"},
+		{"nothing after the cached end keeps the cached end", "E", nil, mam.Fin{OK: true, Complete: true}, "E"},
+		{"nothing after an id that is not the cached end asks the server", "OLD", nil, mam.Fin{OK: true, Complete: true}, ""},
+		{"a gap longer than a page asks the server", "E", []string{"N1"}, mam.Fin{OK: true, Last: "N1"}, ""},
+		{"a failed catch-up query asks the server", "E", nil, mam.Fin{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &Server{edges: newEdgeCache(8)}
@@ -82,11 +84,11 @@ func TestTheArchiveEndComesFromTheCatchUpWhenItCan(t *testing.T) {
 				}
 				return
 			}
-			if asked || !st.meta.done || st.meta.edges.endID != tc.wantEnd || st.meta.edges.startID != "S" {
+			if asked || !st.meta.done || st.meta.edges.EndID != tc.wantEnd || st.meta.edges.StartID != "S" {
 				t.Fatalf("edges = %+v done=%v asked=%v, want end %s from the catch-up", st.meta.edges, st.meta.done, asked, tc.wantEnd)
 			}
-			if got, _ := srv.edges.get("alice@localhost"); got.endID != tc.wantEnd {
-				t.Fatalf("cached end = %s, want %s", got.endID, tc.wantEnd)
+			if got, _ := srv.edges.get("alice@localhost"); got.EndID != tc.wantEnd {
+				t.Fatalf("cached end = %s, want %s", got.EndID, tc.wantEnd)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
@@ -147,8 +148,8 @@ func (c *catchup) archiveOfIQ(id string) *archiveSync {
 // result takes an archived message of one of the catch-up's queries
 // (mine); kept says it will be delivered. After the end, late pages are
 // taken and dropped (given up, or repeated by the server).
-func (c *catchup) result(res mamResult, it catchItem) (mine, kept bool) {
-	a := c.archiveOf(res.queryID)
+func (c *catchup) result(res mam.Result, it catchItem) (mine, kept bool) {
+	a := c.archiveOf(res.QueryID)
 	if a == nil {
 		return false, false
 	}
@@ -160,7 +161,7 @@ func (c *catchup) result(res mamResult, it catchItem) (mine, kept bool) {
 
 // fin takes the end of one of the catch-up's pages; it reports false for
 // any other IQ.
-func (c *catchup) fin(id string, f mamFin) bool {
+func (c *catchup) fin(id string, f mam.Fin) bool {
 	a := c.archiveOfIQ(id)
 	if a == nil {
 		return false
@@ -247,8 +248,8 @@ func (c *catchup) clientTookPage(sink catchupSink) bool {
 func (c *catchup) deliver(sink catchupSink, a *archiveSync) {
 	for _, it := range a.buf {
 		if a == c.account {
-			if res, ok := parseMAMResult(it.raw); ok {
-				c.seen["sid:"+res.id] = true
+			if res, ok := mam.ParseResult(it.raw); ok {
+				c.seen["sid:"+res.ID] = true
 			}
 		}
 		sink.delivered(it.raw)
@@ -312,7 +313,7 @@ func (c *catchup) finish(sink catchupSink) {
 	sink.element(append(b, "'/>"...))
 	account := bareJID(c.self)
 	for _, p := range c.pending {
-		if k := dedupKey(p, account); k != "" && c.seen[k] {
+		if k := mam.DedupKey(p, account); k != "" && c.seen[k] {
 			continue // already delivered by the catch-up
 		}
 		if name, _ := stream.ElementName(p); string(name) == "message" {

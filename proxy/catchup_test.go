@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 )
 
 func mamResultFor(queryID, id, body string) []byte {
@@ -74,7 +76,7 @@ func testCatchup(max int, rooms ...string) (*catchup, *setupState) {
 func feed(t *testing.T, c *catchup, queryID, id, body string) {
 	t.Helper()
 	raw := mamResultFor(queryID, id, body)
-	res, ok := parseMAMResult(raw)
+	res, ok := mam.ParseResult(raw)
 	if !ok {
 		t.Fatalf("not a MAM result: %s", raw)
 	}
@@ -83,8 +85,8 @@ func feed(t *testing.T, c *catchup, queryID, id, body string) {
 	}
 }
 
-func finIQ(complete bool, last string) mamFin {
-	return mamFin{ok: true, complete: complete, last: last}
+func finIQ(complete bool, last string) mam.Fin {
+	return mam.Fin{OK: true, Complete: complete, Last: last}
 }
 
 func TestTheCatchUpDeliversEachArchivedMessageOnce(t *testing.T) {
@@ -198,7 +200,7 @@ func TestTheCatchUpStreams(t *testing.T) {
 			if !strings.Contains(got, "body:arrived") || !strings.Contains(got, "complete='false'") {
 				t.Fatalf("given up catch-up = %s", got)
 			}
-			res, _ := parseMAMResult(mamResultFor(queryIDSync, "A2", "late"))
+			res, _ := mam.ParseResult(mamResultFor(queryIDSync, "A2", "late"))
 			if mine, kept := c.result(res, catchItem{raw: mamResultFor(queryIDSync, "A2", "late")}); !mine || kept {
 				t.Fatalf("a late result after giving up: mine %v kept %v, want taken and dropped", mine, kept)
 			}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
@@ -123,7 +124,7 @@ func (v *session2) catchUpTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 		if !bytes.Contains(raw, []byte(ns.MAM)) {
 			return false
 		}
-		res, ok := parseMAMResult(raw)
+		res, ok := mam.ParseResult(raw)
 		if !ok {
 			return false
 		}
@@ -145,7 +146,7 @@ func (v *session2) catchUpTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 			return v.holdLive(r, raw, upSeq)
 		}
 		c.mu.Lock()
-		mine := c.fin(stream.StartAttr(start, "id"), parseMAMFin(raw))
+		mine := c.fin(stream.StartAttr(start, "id"), mam.ParseFin(raw))
 		c.mu.Unlock()
 		if !mine {
 			return v.holdLive(r, raw, upSeq)

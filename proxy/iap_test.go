@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
 func TestConfigVersionRules(t *testing.T) {
 	features := []byte("<stream:features><mechanisms xmlns='" + ns.SASL + "'><mechanism>PLAIN</mechanism></mechanisms>" +
-		string(sasl2Advertisement([]string{"PLAIN"})))
+		string(sasl2.Advertisement([]string{"PLAIN"})))
 	current := configVersion(features)
 	tests := []struct {
 		name string
@@ -22,8 +23,8 @@ func TestConfigVersionRules(t *testing.T) {
 	}{
 		{"the same features give the same token", configVersion(bytes.Clone(features)) == current},
 		{"another mechanism gives another token",
-			configVersion([]byte("<stream:features>"+string(sasl2Advertisement([]string{"PLAIN", "SCRAM-SHA-1"})))) !=
-				configVersion([]byte("<stream:features>"+string(sasl2Advertisement([]string{"PLAIN"}))))},
+			configVersion([]byte("<stream:features>"+string(sasl2.Advertisement([]string{"PLAIN", "SCRAM-SHA-1"})))) !=
+				configVersion([]byte("<stream:features>"+string(sasl2.Advertisement([]string{"PLAIN"}))))},
 		{"offering STARTTLS too gives another token",
 			configVersion(append([]byte("<starttls xmlns='"+ns.TLS+"'/>"), features...)) != current},
 		{"the token is 128 bits of base64 without padding", len(current) == 22 && !bytes.ContainsAny([]byte(current), "=")},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
@@ -198,7 +199,7 @@ func (s *session) preAuthFeatures() ([]byte, error) {
 			b = append(b, "</mechanism>"...)
 		}
 		b = append(b, "</mechanisms>"...)
-		b = append(b, sasl2Advertisement(up.mechanisms)...)
+		b = append(b, sasl2.Advertisement(up.mechanisms)...)
 		s.configVersion = configVersion(b)
 		b = appendConfigVersion(b, s.configVersion)
 	}

@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
-	"mellium.im/xmpp/jid"
 )
 
 // A 2.0 client's message to a full JID of a served domain is bounced when

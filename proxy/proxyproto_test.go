@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 

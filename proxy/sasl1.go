@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
@@ -73,7 +74,7 @@ func (s *session) relaySASL(p saslProfile, auth []byte, mechanism string, deadli
 			s.logAuth(mechanism, account, "")
 			return bytes.Clone(u.Raw), nil
 		case "failure":
-			s.logAuth(mechanism, account, saslCondition(u.Raw))
+			s.logAuth(mechanism, account, sasl2.Condition(u.Raw))
 			return nil, s.writeClient(p.upstreamFailure(u.Raw))
 		case "challenge":
 			if err := s.writeClient(p.challenge(u.Raw)); err != nil {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 	"github.com/xmpp2proxy/xmpp2proxy/rewrite"
@@ -62,23 +64,23 @@ type session2 struct {
 // framing. On success it replays the Bind2 request upstream and answers with
 // <success/> carrying <bound/>, so the client is online in one round trip.
 func (s *session) authenticate2(raw []byte, deadline time.Time) (bool, error) {
-	a, err := parseAuthenticate(raw)
+	a, err := sasl2.ParseAuthenticate(raw)
 	if err != nil {
 		return false, stream.NewError(stream.CondBadFormat, "malformed <authenticate/>")
 	}
 	profile := saslProfile{
-		failure:         saslFailure2,
-		challenge:       func(raw []byte) []byte { return sasl2Wrap("challenge", raw) },
-		upstreamFailure: sasl2Failure,
+		failure:         sasl2.Failure,
+		challenge:       func(raw []byte) []byte { return sasl2.Wrap("challenge", raw) },
+		upstreamFailure: sasl2.FailureFromSASL1,
 		response:        s.relaySASL2Response,
 	}
-	success, err := s.relaySASL(profile, a.sasl1Auth(), a.Mechanism, deadline)
+	success, err := s.relaySASL(profile, a.SASL1Auth(), a.Mechanism, deadline)
 	if err != nil || success == nil {
 		return false, err
 	}
-	additional := innerText(success)
+	additional := sasl2.InnerText(success)
 	resumeFailed := false
-	if prev := a.resumeRequest(); prev != nil {
+	if prev := a.ResumeRequest(); prev != nil {
 		if s.resume(a, prev, additional) {
 			return true, errHandedOff
 		}
@@ -94,8 +96,8 @@ var errHandedOff = errors.New("connection handed to a resumed session")
 // resume hands this connection to the detached session the client asks
 // for, if this account owns it and it is still held. The upstream leg this
 // connection authenticated on is then not needed and is closed.
-func (s *session) resume(a *authenticate, prev *smResume, additional string) bool {
-	user := a.saslUsername()
+func (s *session) resume(a *sasl2.Authenticate, prev *bind2.SMResume, additional string) bool {
+	user := a.Username()
 	h, err := strconv.ParseUint(prev.H, 10, 32)
 	if user == "" || err != nil {
 		s.srv.metrics.resumed(outcomeFailed)
@@ -108,13 +110,9 @@ func (s *session) resume(a *authenticate, prev *smResume, additional string) boo
 	}
 	success := func(v *session2, resumed []byte) []byte {
 		s.srv.metrics.resumed(outcomeOK) // it is: the greeting is written next
-		b := []byte("<success xmlns='" + ns.SASL2 + "'>")
-		b = appendAdditional(b, additional)
-		b = append(b, "<authorization-identifier>"...)
-		b = stream.AppendEscaped(b, v.jid)
-		b = append(b, "</authorization-identifier>"...)
+		b := sasl2.AppendSuccessStart(nil, additional, v.jid)
 		b = append(b, resumed...)
-		return append(b, "</success><stream:features/>"...)
+		return append(b, sasl2.SuccessEnd+"<stream:features/>"...)
 	}
 	_ = s.conn.SetDeadline(time.Time{})
 	if !r.attach(s, uint32(h), success) {
@@ -141,7 +139,7 @@ func (s *session) relaySASL2Response() error {
 	var out []byte
 	switch {
 	case start.Name.Space == ns.SASL2 && start.Name.Local == "response":
-		out = sasl1Response(u.Raw)
+		out = sasl2.SASL1Response(u.Raw)
 	case start.Name.Space == ns.SASL2 && start.Name.Local == "abort":
 		out = []byte("<abort xmlns='" + ns.SASL + "'/>")
 	default:
@@ -156,7 +154,7 @@ func (s *session) relaySASL2Response() error {
 // bringOnline replays Bind2 upstream and sends the client <success/>,
 // fresh features without bind or sm (there is no stream restart after
 // SASL2 success), and the stanzas that arrived during setup.
-func (s *session) bringOnline(a *authenticate, additional string, resumeFailed bool) (err error) {
+func (s *session) bringOnline(a *sasl2.Authenticate, additional string, resumeFailed bool) (err error) {
 	start, online := time.Now(), false
 	defer func() {
 		if !online {

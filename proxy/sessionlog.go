@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
 
@@ -157,11 +158,11 @@ func (s *session) logAuth(mechanism, account, condition string) {
 // in domain. It is "" when there is none to read (no initial response,
 // another mechanism): the password in it is never kept.
 func saslAccount(auth []byte, mechanism, domain string) string {
-	ir := innerText(auth)
+	ir := sasl2.InnerText(auth)
 	if ir == "" || ir == "=" {
 		return ""
 	}
-	user := (&authenticate{Mechanism: mechanism, InitialResponse: &ir}).saslUsername()
+	user := (&sasl2.Authenticate{Mechanism: mechanism, InitialResponse: &ir}).Username()
 	if user == "" {
 		return ""
 	}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/sm"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
@@ -22,7 +25,7 @@ type archiveSync struct {
 	// catch-up (catchup.go) queues them as they come.
 	buf []catchItem
 	// fin is the end of the current page, until the catch-up acts on it.
-	fin *mamFin
+	fin *mam.Fin
 	// ids are the archive ids delivered so far: ejabberd was seen to
 	// answer one query with a result twice under the same id, and a
 	// catch-up delivers each archived message once.
@@ -59,11 +62,11 @@ func (a *archiveSync) firstTime(id string) bool {
 // reports false for a repeat, or for the account archive's message to
 // another session of the account (it moves the page on, but is not
 // delivered: see forAnotherSession).
-func (a *archiveSync) take(res mamResult, it catchItem, self string, account bool) bool {
-	if a.done || !a.firstTime(res.id) {
+func (a *archiveSync) take(res mam.Result, it catchItem, self string, account bool) bool {
+	if a.done || !a.firstTime(res.ID) {
 		return false // a repeat: last must not go back to it
 	}
-	a.lastID, a.lastStamp = res.id, res.stamp
+	a.lastID, a.lastStamp = res.ID, res.Stamp
 	if account && forAnotherSession(it.raw, self) {
 		return false
 	}
@@ -72,7 +75,7 @@ func (a *archiveSync) take(res mamResult, it catchItem, self string, account boo
 }
 
 // endPage keeps the end of the current page for the catch-up to act on.
-func (a *archiveSync) endPage(f mamFin) {
+func (a *archiveSync) endPage(f mam.Fin) {
 	if !a.done {
 		a.fin = &f
 	}
@@ -80,16 +83,16 @@ func (a *archiveSync) endPage(f mamFin) {
 
 func (a *archiveSync) request() []byte {
 	id := a.idPrefix + strconv.Itoa(a.page)
-	return mamQuery(id, a.to, a.queryID, a.after, a.start, min(syncPage, a.max-a.delivered), false)
+	return mam.Query(id, a.to, a.queryID, a.after, a.start, min(syncPage, a.max-a.delivered), false)
 }
 
 // onFin handles a page's end and returns the next page's request, if any.
-func (a *archiveSync) onFin(fin mamFin) []byte {
-	if !fin.ok {
+func (a *archiveSync) onFin(fin mam.Fin) []byte {
+	if !fin.OK {
 		a.done = true
 		return nil
 	}
-	if fin.complete || fin.last == "" {
+	if fin.Complete || fin.Last == "" {
 		a.done, a.complete = true, true
 		return nil
 	}
@@ -98,13 +101,13 @@ func (a *archiveSync) onFin(fin mamFin) []byte {
 		return nil
 	}
 	a.page++
-	a.after = fin.last
+	a.after = fin.Last
 	return a.request()
 }
 
 // roomJoin is one requested MUC join and its outcome.
 type roomJoin struct {
-	req     joinReq
+	req     bind2.Join
 	room    string // bare room JID, lower case
 	done    bool
 	nick    string // the nick the room gave us
@@ -114,7 +117,7 @@ type roomJoin struct {
 
 // archiveMeta is the account archive's first and last entry.
 type archiveMeta struct {
-	edges        archiveEdges
+	edges        mam.Metadata
 	account      string // the cache key: the account authenticated
 	fallbackLeft int
 	done         bool
@@ -208,7 +211,7 @@ func (st *setupState) giveUp() {
 	}
 	if !st.meta.done {
 		st.meta.done = true
-		st.meta.edges = archiveEdges{} // a cached start without its end says nothing
+		st.meta.edges = mam.Metadata{} // a cached start without its end says nothing
 		ab.queryIDs = append(ab.queryIDs, idMetaFirst, idMetaLast)
 		ab.idPrefixes = append(ab.idPrefixes, idMetadata)
 	}
@@ -286,7 +289,7 @@ func (st *setupState) onIQ(raw []byte) {
 			st.s.srv.edges.put(st.meta.account, st.meta.edges)
 		}
 	case st.sync != nil && strings.HasPrefix(id, st.sync.idPrefix):
-		f := parseMAMFin(raw)
+		f := mam.ParseFin(raw)
 		st.sync.endPage(f)
 		if st.meta.fromCache && !st.meta.done {
 			st.endFromSync(f)
@@ -294,7 +297,7 @@ func (st *setupState) onIQ(raw []byte) {
 	default:
 		for _, j := range st.joins {
 			if j.catchup != nil && strings.HasPrefix(id, j.catchup.idPrefix) {
-				j.catchup.endPage(parseMAMFin(raw))
+				j.catchup.endPage(mam.ParseFin(raw))
 				return
 			}
 		}
@@ -306,35 +309,35 @@ func (st *setupState) onIQ(raw []byte) {
 // queries (first and last) on servers without it, such as ejabberd 23.01.
 func (st *setupState) onMetadata(raw []byte, typ string) {
 	if typ == "result" {
-		st.meta.edges = archiveEdges{}
+		st.meta.edges = mam.Metadata{}
 		if m := stream.ChildElement(raw, ns.MAM, "metadata"); m != nil {
-			st.meta.edges = parseMetadata(m)
+			st.meta.edges = mam.ParseMetadata(m)
 		}
 		st.meta.done = true
 		st.s.srv.edges.put(st.meta.account, st.meta.edges)
 		return
 	}
 	st.meta.fallbackLeft = 2
-	st.followUp = append(st.followUp, mamQuery(idMetaFirst, "", idMetaFirst, "", time.Time{}, 1, false)...)
-	st.followUp = append(st.followUp, mamQuery(idMetaLast, "", idMetaLast, "", time.Time{}, 1, true)...)
+	st.followUp = append(st.followUp, mam.Query(idMetaFirst, "", idMetaFirst, "", time.Time{}, 1, false)...)
+	st.followUp = append(st.followUp, mam.Query(idMetaLast, "", idMetaLast, "", time.Time{}, 1, true)...)
 }
 
 func (st *setupState) onMessage(raw []byte) {
-	res, ok := parseMAMResult(raw)
+	res, ok := mam.ParseResult(raw)
 	if !ok {
 		st.out.pending = append(st.out.pending, bytes.Clone(raw))
 		return
 	}
 	switch {
-	case res.queryID == idMetaFirst:
-		st.meta.edges.startID, st.meta.edges.startTS = res.id, res.stamp
-	case res.queryID == idMetaLast:
-		st.meta.edges.endID, st.meta.edges.endTS = res.id, res.stamp
-	case st.sync != nil && res.queryID == st.sync.queryID:
+	case res.QueryID == idMetaFirst:
+		st.meta.edges.StartID, st.meta.edges.StartTS = res.ID, res.Stamp
+	case res.QueryID == idMetaLast:
+		st.meta.edges.EndID, st.meta.edges.EndTS = res.ID, res.Stamp
+	case st.sync != nil && res.QueryID == st.sync.queryID:
 		st.sync.take(res, catchItem{raw: bytes.Clone(raw)}, st.out.jid, true)
 	default:
 		for _, j := range st.joins {
-			if j.catchup != nil && res.queryID == j.catchup.queryID {
+			if j.catchup != nil && res.QueryID == j.catchup.queryID {
 				j.catchup.take(res, catchItem{raw: bytes.Clone(raw)}, st.out.jid, false)
 				return
 			}
@@ -357,9 +360,9 @@ func (st *setupState) onPresence(raw []byte) {
 		switch {
 		case stream.StartAttr(start, "type") == "error":
 			j.done = true
-			j.errXML = errorChild(raw)
+			j.errXML = muc.JoinError(raw)
 			return // the client learns it from <join-failed/>
-		case isSelfPresence(raw):
+		case muc.IsSelfPresence(raw):
 			j.done, j.nick = true, nick
 		}
 	}
@@ -369,29 +372,29 @@ func (st *setupState) onPresence(raw []byte) {
 // askMetadata asks the server for the archive's edges (XEP-0313
 // <metadata/>), after all: the cache could not vouch for them.
 func (st *setupState) askMetadata() {
-	st.meta.fromCache, st.meta.edges = false, archiveEdges{}
+	st.meta.fromCache, st.meta.edges = false, mam.Metadata{}
 	st.followUp = append(st.followUp, metadataQuery...)
 }
 
-var metadataQuery = []byte("<iq type='get' id='" + idMetadata + "'><metadata xmlns='" + ns.MAM + "'/></iq>")
+var metadataQuery = mam.MetadataQuery(idMetadata)
 
 // endFromSync decides the archive's end from the first page of the
 // account catch-up, when the start came from the cache (see edgeCache
 // for why each case holds).
-func (st *setupState) endFromSync(f mamFin) {
+func (st *setupState) endFromSync(f mam.Fin) {
 	a, e := st.sync, &st.meta.edges
 	switch {
-	case f.ok && f.complete && a.lastID != "":
-		e.endID, e.endTS = a.lastID, a.lastStamp
-	case f.ok && f.complete && a.after != "" && a.after == e.endID:
+	case f.OK && f.Complete && a.lastID != "":
+		e.EndID, e.EndTS = a.lastID, a.lastStamp
+	case f.OK && f.Complete && a.after != "" && a.after == e.EndID:
 		// nothing after the end the cache knew
 	default:
-		if !f.ok {
+		if !f.OK {
 			st.s.srv.edges.forget(st.meta.account)
 		}
 		st.askMetadata()
 		return
 	}
 	st.meta.done = true
-	st.s.srv.edges.confirmEnd(st.meta.account, e.endID, e.endTS)
+	st.s.srv.edges.confirmEnd(st.meta.account, e.EndID, e.EndTS)
 }

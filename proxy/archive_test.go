@@ -28,6 +28,8 @@ func TestACatchUpLeavesOutWhatWasForAnotherSessionOnly(t *testing.T) {
 			"<message xmlns='jabber:client' from='bob@localhost/desk' to='alice@localhost' type='chat'><body>hi</body></message>", false},
 		{"the account's own private message to someone else is kept",
 			"<message xmlns='jabber:client' from='alice@localhost/one' to='bob@localhost/desk' type='chat'><body>hi</body><private xmlns='urn:xmpp:carbons:2'/></message>", false},
+		{"a resourcepart differing only in case is another session (RFC 7622)",
+			"<message xmlns='jabber:client' from='bob@localhost/desk' to='alice@localhost/NEW' type='chat'><body>hi</body><private xmlns='urn:xmpp:carbons:2'/></message>", true},
 		{"JIDs compare whatever their case",
 			"<message xmlns='jabber:client' from='bob@localhost/desk' to='Alice@LOCALHOST/one' type='chat'><body>hi</body><private xmlns='urn:xmpp:carbons:2'/></message>", true},
 	}

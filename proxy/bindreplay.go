@@ -1,49 +1,19 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/xml"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/bind2"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/mam"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/muc"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
+	"github.com/xmpp2proxy/xmpp2proxy/proxy/sasl2"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
 )
-
-// deriveResource picks the resource for a Bind2 session (XEP-0386 v1.1.0,
-// contract section 3): tag + "." + a short stable hash of (proxy secret,
-// account, user-agent id), so the same device gets the same resource and
-// replaces its old session, while the id itself never appears. Without a
-// user-agent id the suffix is random.
-func deriveResource(secret []byte, account, tag, userAgentID string) string {
-	if tag == "" {
-		tag = "xmpp2"
-	}
-	tag = strings.Map(func(r rune) rune {
-		if r == '/' || r == '@' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, tag)
-	var sum []byte
-	if userAgentID == "" {
-		sum = make([]byte, 8)
-		_, _ = rand.Read(sum)
-	} else {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(account))
-		m.Write([]byte{0})
-		m.Write([]byte(userAgentID))
-		sum = m.Sum(nil)
-	}
-	return tag + "." + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum))[:10]
-}
 
 // postAuthFeatures is what the proxy needs from the upstream's features
 // after authentication.
@@ -78,7 +48,7 @@ type boundSession struct {
 // replayBind restarts the upstream stream and replays the Bind2 request as
 // classic requests, all in one write: bind, carbons, SM enable, CSI, and
 // the initial presence. It then reads until every answer is in.
-func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error) {
+func (s *session) replayBind(a *sasl2.Authenticate) (*boundSession, *setupState, error) {
 	up := s.up
 	if err := writeDirect(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
@@ -95,13 +65,13 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 	}
 	bind := a.Bind
 	if bind == nil {
-		bind = &bindReq{}
+		bind = &bind2.Request{}
 	}
 	var uaID string
 	if a.UserAgent != nil {
 		uaID = a.UserAgent.ID
 	}
-	resource := deriveResource(s.srv.secret, a.saslUsername(), bind.Tag, uaID)
+	resource := bind2.DeriveResource(s.srv.secret, a.Username(), bind.Tag, uaID)
 	req := []byte("<iq type='set' id='" + idBind + "'><bind xmlns='" + ns.Bind + "'><resource>")
 	req = stream.AppendEscaped(req, resource)
 	req = append(req, "</resource></bind></iq><iq type='set' id='"+idCarbons+"'><enable xmlns='"+ns.Carbons+"'/></iq>"...)
@@ -115,10 +85,10 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 		req = append(req, "<inactive xmlns='"+ns.CSI+"'/>"...)
 	}
 	if bind.Presence != nil {
-		req = append(req, clampPriority(appendPresence(nil, bind.Presence))...)
+		req = append(req, clampPriority(bind2.AppendPresence(nil, bind.Presence))...)
 	}
 	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
-	st.meta.account = a.saslUsername() + "@" + s.domain
+	st.meta.account = a.Username() + "@" + s.domain
 	req = st.appendOptionalRequests(req, bind)
 	if feats.SM != nil {
 		st.out.upOut = stream.CountStanzas(req[enableEnd:])
@@ -138,7 +108,7 @@ func (s *session) replayBind(a *authenticate) (*boundSession, *setupState, error
 // appendOptionalRequests adds the archive metadata query, the MUC joins and
 // the catch-up queries to the pipelined replay. Joins go before the room
 // archive queries: the server handles them in order.
-func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
+func (st *setupState) appendOptionalRequests(req []byte, bind *bind2.Request) []byte {
 	sync := bind.Sync
 	wantSync := sync != nil && (sync.After != "" || sync.Within != "")
 	if edges, ok := st.s.srv.edges.get(st.meta.account); ok && wantSync {
@@ -151,7 +121,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 			continue
 		}
 		rj := &roomJoin{req: j, room: strings.ToLower(j.Room)}
-		req = append(req, mucJoin(j)...)
+		req = append(req, muc.Join(j.Room, j.Nick, j.Password)...)
 		if j.After != "" {
 			rj.catchup = &archiveSync{to: j.Room, queryID: j.Room, idPrefix: "x2-room" + strconv.Itoa(i) + "-", after: j.After, max: st.s.srv.cfg.Limits.MaxCatchup}
 		}
@@ -171,7 +141,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bindReq) []byte {
 	}
 	// Nobody waits for its answer: it is dropped whenever it comes.
 	st.out.abandoned = &abandonedQueries{queryIDs: []string{idArchiveMark}, idPrefixes: []string{idArchiveMark}}
-	return append(req, mamQuery(idArchiveMark, "", idArchiveMark, "", time.Time{}, 0, false)...)
+	return append(req, mam.Query(idArchiveMark, "", idArchiveMark, "", time.Time{}, 0, false)...)
 }
 
 // boundJID reads the JID from a bind result.
@@ -189,11 +159,7 @@ func boundJID(raw []byte) (string, error) {
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
 func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
-	b = append(b, "<success xmlns='"+ns.SASL2+"'>"...)
-	b = appendAdditional(b, additionalData)
-	b = append(b, "<authorization-identifier>"...)
-	b = stream.AppendEscaped(b, bs.jid)
-	b = append(b, "</authorization-identifier>"...)
+	b = sasl2.AppendSuccessStart(b, additionalData, bs.jid)
 	if resumeFailed {
 		// Before <bound/>: xmpp.js handles <success/>'s children in
 		// order and would otherwise drop the new session's SM state.
@@ -205,41 +171,5 @@ func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupS
 		b = append(b, "<enabled xmlns='"+ns.Carbons+"'/>"...)
 	}
 	b = st.appendBound(b)
-	return append(b, "</bound></success>"...)
-}
-
-// nsXML is what encoding/xml reports for the xml: prefix.
-const nsXML = "http://www.w3.org/XML/1998/namespace"
-
-// appendAdditional adds SASL's additional success data (the SCRAM
-// server-final message), when there is any.
-func appendAdditional(b []byte, data string) []byte {
-	if data == "" || data == "=" {
-		return b
-	}
-	b = append(b, "<additional-data>"...)
-	b = stream.AppendEscaped(b, data)
-	return append(b, "</additional-data>"...)
-}
-
-// appendPresence renders the inline initial presence for the upstream,
-// without addressing: it is the session's broadcast presence.
-func appendPresence(b []byte, p *rawXML) []byte {
-	b = append(b, "<presence"...)
-	for _, a := range p.Attrs {
-		isLang := a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == nsXML)
-		if a.Name.Space == "" && a.Name.Local == "id" || isLang {
-			b = append(b, ' ')
-			if isLang {
-				b = append(b, "xml:"...)
-			}
-			b = append(b, a.Name.Local...)
-			b = append(b, "='"...)
-			b = stream.AppendEscaped(b, a.Value)
-			b = append(b, '\'')
-		}
-	}
-	b = append(b, '>')
-	b = append(b, bytes.TrimSpace(p.Inner)...)
-	return append(b, "</presence>"...)
+	return append(b, "</bound>"+sasl2.SuccessEnd...)
 }
