@@ -8,11 +8,12 @@ import (
 	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
 )
 
-// registry knows every full JID bound through the proxy, classic or 2.0,
-// and the online 2.0 sessions of each account (contract section 5).
+// registry knows every full JID bound through this proxy process
+// (local), classic or 2.0, and the online 2.0 sessions of each account
+// (contract section 5).
 type registry struct {
 	mu       sync.RWMutex
-	bound    map[string]int // full JID (normJID: resource case kept) -> sessions bound to it
+	local    map[string]int // full JID (normJID: resource case kept) -> sessions bound to it here
 	accounts map[string]*account
 }
 
@@ -48,29 +49,30 @@ type delivery struct {
 }
 
 func newRegistry() *registry {
-	return &registry{bound: map[string]int{}, accounts: map[string]*account{}}
+	return &registry{local: map[string]int{}, accounts: map[string]*account{}}
 }
 
 func (g *registry) bind(jid string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.bound[normJID(jid)]++
+	g.local[normJID(jid)]++
 }
 
 func (g *registry) unbind(jid string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := normJID(jid)
-	if g.bound[k]--; g.bound[k] <= 0 {
-		delete(g.bound, k)
+	if g.local[k]--; g.local[k] <= 0 {
+		delete(g.local, k)
 	}
 }
 
-// isBound reports whether a session is bound to the full JID right now.
-func (g *registry) isBound(jid string) bool {
+// isLocal reports whether a session of this process is bound to the
+// full JID right now.
+func (g *registry) isLocal(jid string) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.bound[normJID(jid)] > 0
+	return g.local[normJID(jid)] > 0
 }
 
 // online returns the account's delivery state if it has 2.0 sessions.

@@ -70,7 +70,7 @@ func TestTheArchiveEndComesFromTheCatchUpWhenItCan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &Server{edges: newEdgeCache(8)}
 			srv.edges.put("alice@localhost", cached)
-			st := &setupState{s: &session{srv: srv}, out: &boundSession{jid: "alice@localhost/one"},
+			st := &setupState{s: &session{srv: srv}, out: &bindOutcome{jid: "alice@localhost/one"},
 				sync: &archiveSync{queryID: queryIDSync, after: tc.after, max: 100}}
 			st.meta.account, st.meta.edges, st.meta.fromCache = "alice@localhost", cached, true
 			for _, id := range tc.results {

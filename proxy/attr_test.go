@@ -43,9 +43,9 @@ func wellFormed(t *testing.T, b []byte) map[string]string {
 
 func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
 	v := &session2{
-		jid:    "alice@localhost/one",
-		served: func(d string) bool { return d == "localhost" },
-		bound:  func(jid string) bool { return jid == "bob@localhost/sn" },
+		jid:     "alice@localhost/one",
+		served:  func(d string) bool { return d == "localhost" },
+		isLocal: func(jid string) bool { return jid == "bob@localhost/sn" },
 	}
 	hint, hinted := hintOf([]byte(`<message id="m1 to='alice@localhost/two'" to='alice@localhost/one'><private xmlns='urn:xmpp:carbons:2'/></message>`), "carol@localhost/peer")
 	tests := []struct {
@@ -95,7 +95,7 @@ func TestRoutingReadsAttributesByTheGrammar(t *testing.T) {
 func TestAHostileIDNeitherMisroutesNorBreaksTheBounce(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
 	srv.registry.bind("bob@localhost/sn")
-	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, isLocal: srv.registry.isLocal, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
 	r.hooks = r.s.v2
@@ -125,9 +125,9 @@ func TestAHostileIDNeitherMisroutesNorBreaksTheBounce(t *testing.T) {
 
 func TestTheBounceIsWellFormedWhateverTheIDHolds(t *testing.T) {
 	v := &session2{
-		jid:    "alice@localhost/one",
-		served: func(d string) bool { return d == "localhost" },
-		bound:  func(string) bool { return false },
+		jid:     "alice@localhost/one",
+		served:  func(d string) bool { return d == "localhost" },
+		isLocal: func(string) bool { return false },
 	}
 	for _, tc := range []struct{ name, raw, id string }{
 		{"a single quote in a double-quoted id", `<message id="it's" to='bob@localhost/gone'/>`, "it's"},

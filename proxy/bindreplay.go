@@ -29,8 +29,8 @@ const (
 	idCarbons = "x2-carbons"
 )
 
-// boundSession is the outcome of replaying a Bind2 request upstream.
-type boundSession struct {
+// bindOutcome is the outcome of replaying a Bind2 request upstream.
+type bindOutcome struct {
 	jid      string
 	carbons  bool
 	smID     string // upstream SM id; "" when SM is not enabled upstream
@@ -48,7 +48,7 @@ type boundSession struct {
 // replayBind restarts the upstream stream and replays the Bind2 request as
 // classic requests, all in one write: bind, carbons, SM enable, CSI, and
 // the initial presence. It then reads until every answer is in.
-func (s *session) replayBind(a *sasl2.Authenticate) (*boundSession, *setupState, error) {
+func (s *session) replayBind(a *sasl2.Authenticate) (*bindOutcome, *setupState, error) {
 	up := s.up
 	if err := writeDirect(up.conn, stream.AppendHeader(nil, s.domain, "", "", s.lang)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUpstream, err)
@@ -87,7 +87,7 @@ func (s *session) replayBind(a *sasl2.Authenticate) (*boundSession, *setupState,
 	if bind.Presence != nil {
 		req = append(req, clampPriority(bind2.AppendPresence(nil, bind.Presence))...)
 	}
-	st := &setupState{s: s, out: &boundSession{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
+	st := &setupState{s: s, out: &bindOutcome{}, wantSM: feats.SM != nil, gotSM: feats.SM == nil}
 	st.meta.account = a.Username() + "@" + s.domain
 	req = st.appendOptionalRequests(req, bind)
 	if feats.SM != nil {
@@ -145,7 +145,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bind2.Request) []
 }
 
 // boundJID reads the JID from a bind result.
-func boundJID(raw []byte) (string, error) {
+func jidFromBindResult(raw []byte) (string, error) {
 	var iq struct {
 		Type string `xml:"type,attr"`
 		JID  string `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>jid"`
@@ -158,7 +158,7 @@ func boundJID(raw []byte) (string, error) {
 
 // appendSuccess renders the SASL2 <success/> with the Bind2 <bound/>
 // (contract section 4).
-func appendSuccess(b []byte, additionalData string, bs *boundSession, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
+func appendSuccess(b []byte, additionalData string, bs *bindOutcome, st *setupState, smEnabled []byte, resumeFailed bool) []byte {
 	b = sasl2.AppendSuccessStart(b, additionalData, bs.jid)
 	if resumeFailed {
 		// Before <bound/>: xmpp.js handles <success/>'s children in

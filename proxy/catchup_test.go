@@ -61,7 +61,7 @@ func regexpBody(raw []byte) string {
 // testCatchup is a catch-up as a Bind2 replay leaves it: the account's
 // <sync/> and rooms with an archive to catch up, first pages asked.
 func testCatchup(max int, rooms ...string) (*catchup, *setupState) {
-	st := &setupState{out: &boundSession{jid: "alice@localhost/one"},
+	st := &setupState{out: &bindOutcome{jid: "alice@localhost/one"},
 		sync: &archiveSync{queryID: queryIDSync, idPrefix: queryIDSync + "-", max: max}}
 	for i, room := range rooms {
 		st.joins = append(st.joins, &roomJoin{done: true, catchup: &archiveSync{to: room, queryID: room,

@@ -37,14 +37,14 @@ func (classicHooks) fromUpstream(r *relay, raw []byte) []byte {
 // hands them to the account's exactly-once rules, which deliver them to
 // every 2.0 session that has not had them (contract section 5).
 func (r *relay) classicUpstream(raw []byte) {
-	if !r.boundSeen {
+	if !r.classicBindSeen {
 		r.sniffClassicBind(raw)
 		return
 	}
 	if !bytes.HasPrefix(raw, []byte("<message")) {
 		return
 	}
-	jid := r.s.bound()
+	jid := r.s.fullJID()
 	bare := bareJID(jid)
 	acc := r.s.srv.registry.online(bare)
 	if acc == nil {
@@ -68,8 +68,8 @@ func (r *relay) sniffClassicBind(raw []byte) {
 	if !bytes.HasPrefix(raw, []byte("<iq")) || !bytes.Contains(raw, []byte(ns.Bind)) {
 		return
 	}
-	if jid, err := boundJID(raw); err == nil {
-		r.boundSeen = true
-		r.s.setBound(jid)
+	if jid, err := jidFromBindResult(raw); err == nil {
+		r.classicBindSeen = true
+		r.s.setFullJID(jid)
 	}
 }

@@ -17,7 +17,7 @@ var requestAck = sm.AppendRequest(nil)
 
 // newClientSM returns the client leg's machine for a session whose
 // upstream leg is as setup left it.
-func newClientSM(bs *boundSession, maxUnacked int) *sm.Machine {
+func newClientSM(bs *bindOutcome, maxUnacked int) *sm.Machine {
 	return sm.New(sm.Config{
 		UpstreamSM:       bs.smID != "",
 		UpstreamReceived: bs.upIn,

@@ -120,7 +120,7 @@ func TestDeliveringToASiblingThatDoesNotReadNeverWaits(t *testing.T) {
 
 func TestABounceIsAStanzaTheClientCounts(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
-	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, isLocal: srv.registry.isLocal, online: serverSaysOffline}
 	if _, err := v.sm.Enable(true, true); err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func (v *session2) fullJIDToCheck(raw []byte) (string, bool) {
 		return "", false
 	}
 	s := to.String()
-	return s, !v.bound(s)
+	return s, !v.isLocal(s)
 }
 
 func (v *session2) isOnline(r *relay, to string) bool {

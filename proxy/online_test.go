@@ -65,7 +65,7 @@ func TestAnIQThatOnlyLooksLikeAnAnswerIsNotConsumed(t *testing.T) {
 func TestResourcepartsCompareCaseSensitively(t *testing.T) {
 	g := newRegistry()
 	g.bind("bob@localhost/Desk")
-	v := &session2{sm: sm.New(sm.Config{}), jid: alice1, served: func(d string) bool { return d == "localhost" }, bound: g.isBound}
+	v := &session2{sm: sm.New(sm.Config{}), jid: alice1, served: func(d string) bool { return d == "localhost" }, isLocal: g.isLocal}
 	for _, tc := range []struct {
 		name, to string
 		check    bool
@@ -91,7 +91,7 @@ func TestResourcepartsCompareCaseSensitively(t *testing.T) {
 func probingSession(t *testing.T) (*session2, *relay) {
 	t.Helper()
 	srv := &Server{registry: newRegistry()}
-	v := &session2{sm: sm.New(sm.Config{}), jid: alice1, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound}
+	v := &session2{sm: sm.New(sm.Config{}), jid: alice1, served: func(d string) bool { return d == "localhost" }, isLocal: srv.registry.isLocal}
 	r := quietRelay(srv, v, alice1)
 	r.up.out.acquire() // the queue's channel exists before the question is sent
 	r.up.out.release()

@@ -86,7 +86,7 @@ func (r *relay) classicClient(raw []byte) {
 	if !bytes.Contains(raw, []byte(ns.Carbons)) || !bytes.HasPrefix(raw, []byte("<message")) {
 		return
 	}
-	p, ok := hintOf(raw, r.s.bound())
+	p, ok := hintOf(raw, r.s.fullJID())
 	if !ok {
 		return
 	}

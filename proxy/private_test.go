@@ -29,7 +29,7 @@ func newPrivateFixture() *privateFixture {
 	srv := &Server{registry: newRegistry()}
 	classic := func(jid string) *relay {
 		srv.registry.bind(jid)
-		return &relay{s: &session{srv: srv, boundJID: jid}, hooks: classicHooks{}}
+		return &relay{s: &session{srv: srv, fullJIDBound: jid}, hooks: classicHooks{}}
 	}
 	f := &privateFixture{srv: srv, bob: classic(bobDesk), aliceDesk: classic("alice@localhost/desk")}
 	f.v = &session2{sm: sm.New(sm.Config{}), jid: alice1}

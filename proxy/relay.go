@@ -32,9 +32,9 @@ type relay struct {
 	closedIn [2]bool
 	flushing atomic.Int32 // writers that still flush before the end
 
-	// boundSeen: a classic session's bind result has passed (upstream
+	// classicBindSeen: a classic session's bind result has passed (upstream
 	// reader only).
-	boundSeen bool
+	classicBindSeen bool
 	// live counts the relay's goroutines; the last one to end finishes
 	// the session (finished then refuses a late resume).
 	live     atomic.Int32

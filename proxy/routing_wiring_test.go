@@ -13,7 +13,7 @@ import (
 // quietRelay is a relay whose writers never start: what is sent to a leg
 // stays in its queue for the test to read.
 func quietRelay(srv *Server, v *session2, jid string) *relay {
-	r := &relay{s: &session{srv: srv, ctx: context.Background(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: v, boundJID: jid}}
+	r := &relay{s: &session{srv: srv, ctx: context.Background(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), v2: v, fullJIDBound: jid}}
 	r.hooks = classicHooks{}
 	if v != nil {
 		r.hooks = v
@@ -44,7 +44,7 @@ func queued(l *relayLeg) []string {
 
 func TestAMessageToAnOfflineFullJIDIsAnsweredByTheProxyAndNeverGoesUpstream(t *testing.T) {
 	srv := &Server{registry: newRegistry()}
-	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, bound: srv.registry.isBound, online: serverSaysOffline}
+	v := &session2{sm: sm.New(sm.Config{}), jid: carolX2, served: func(d string) bool { return d == "localhost" }, isLocal: srv.registry.isLocal, online: serverSaysOffline}
 	r := quietRelay(srv, nil, carolX2)
 	r.s.v2 = v
 	r.hooks = r.s.v2
@@ -63,7 +63,7 @@ func TestTheClassicLegTapGivesABareJIDMessageToEvery20SessionOnce(t *testing.T) 
 	one := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice1}, alice1)
 	two := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice2}, alice2)
 	desk := quietRelay(srv, nil, "alice@localhost/desk")
-	desk.boundSeen = true
+	desk.classicBindSeen = true
 	// The server gave a bare-JID message only to the classic session,
 	// which holds a higher priority.
 	msg := []byte("<message from='bob@localhost/desk' to='alice@localhost' type='chat' id='t1'><body>hi</body></message>")

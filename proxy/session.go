@@ -53,10 +53,10 @@ type session struct {
 	mu    sync.Mutex
 	relay *relay // set once relaying
 	// handedOff: the client connection now belongs to a resumed session.
-	handedOff  bool
-	stopWake   func() bool
-	finishOnce sync.Once
-	boundJID   string // the full JID bound through this session, if any
+	handedOff    bool
+	stopWake     func() bool
+	finishOnce   sync.Once
+	fullJIDBound string // the full JID bound through this session, if any
 
 	// For the session's log lines (sessionlog.go). kind and account are
 	// set during the handshake, handshakeErr when it fails; endErr by
@@ -72,17 +72,17 @@ type session struct {
 	openKind string
 }
 
-// bound returns the JID this session bound, or "".
-func (s *session) bound() string {
+// fullJID returns the full JID this session bound, or "".
+func (s *session) fullJID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.boundJID
+	return s.fullJIDBound
 }
 
-// setBound records the JID this session bound, for the registry.
-func (s *session) setBound(jid string) {
+// setFullJID records the JID this session bound, for the registry.
+func (s *session) setFullJID(jid string) {
 	s.mu.Lock()
-	s.boundJID = jid
+	s.fullJIDBound = jid
 	s.mu.Unlock()
 	s.srv.registry.bind(jid)
 }
@@ -154,7 +154,7 @@ func (s *session) run() {
 func (s *session) finish() {
 	s.finishOnce.Do(func() {
 		s.mu.Lock()
-		jid := s.boundJID
+		jid := s.fullJIDBound
 		s.mu.Unlock()
 		if jid != "" {
 			s.srv.registry.unbind(jid)

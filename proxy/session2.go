@@ -47,7 +47,7 @@ type session2 struct {
 	// served tells whether the proxy serves a domain, for the bounce rule.
 	served func(domain string) bool
 	// bound tells whether a full JID is online through the proxy.
-	bound func(jid string) bool
+	isLocal func(jid string) bool
 	// abandoned: setup queries given up on, whose late answers are dropped.
 	abandoned *abandonedQueries
 	// probes are the questions to the server about full JIDs (online.go).
@@ -169,8 +169,8 @@ func (s *session) bringOnline(a *sasl2.Authenticate, additional string, resumeFa
 	// catch-up part of them is archived, so nothing is lost if the client
 	// vanishes before acking them.
 	v2 := &session2{jid: bs.jid, sm: newClientSM(bs, s.srv.cfg.Limits.MaxUnacked),
-		served: func(d string) bool { return s.srv.domains[d] }, bound: s.srv.registry.isBound, abandoned: bs.abandoned}
-	s.setBound(bs.jid)
+		served: func(d string) bool { return s.srv.domains[d] }, isLocal: s.srv.registry.isLocal, abandoned: bs.abandoned}
+	s.setFullJID(bs.jid)
 	var enabled []byte
 	if a.Bind != nil && a.Bind.SM != nil {
 		enabled, _ = v2.enableSM() // a fresh machine: cannot fail

@@ -9,9 +9,9 @@ import (
 
 func TestRoutingHelpers(t *testing.T) {
 	v := &session2{
-		jid:    "alice@localhost/one",
-		served: func(d string) bool { return d == "localhost" },
-		bound:  func(jid string) bool { return jid == "bob@localhost/desk" },
+		jid:     "alice@localhost/one",
+		served:  func(d string) bool { return d == "localhost" },
+		isLocal: func(jid string) bool { return jid == "bob@localhost/desk" },
 	}
 	tests := []struct {
 		name string

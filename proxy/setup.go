@@ -129,7 +129,7 @@ type archiveMeta struct {
 // setupState collects the upstream's answers to the pipelined Bind2 replay.
 type setupState struct {
 	s        *session
-	out      *boundSession
+	out      *bindOutcome
 	wantSM   bool
 	gotBind  bool
 	gotCarb  bool
@@ -269,7 +269,7 @@ func (st *setupState) onIQ(raw []byte) {
 	switch {
 	case id == idBind:
 		st.gotBind = true
-		jid, err := boundJID(raw)
+		jid, err := jidFromBindResult(raw)
 		if err == nil {
 			st.out.jid = jid
 		}
