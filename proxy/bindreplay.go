@@ -144,7 +144,7 @@ func (st *setupState) appendOptionalRequests(req []byte, bind *bind2.Request) []
 	return append(req, mam.Query(idArchiveMark, "", idArchiveMark, "", time.Time{}, 0, false)...)
 }
 
-// boundJID reads the JID from a bind result.
+// jidFromBindResult reads the JID from a bind result.
 func jidFromBindResult(raw []byte) (string, error) {
 	var iq struct {
 		Type string `xml:"type,attr"`
