@@ -794,3 +794,67 @@ func sharedUserAgentID(t *testing.T, srv harness.Server) {
 		t.Errorf("%d chats reached the other account's device", n)
 	}
 }
+
+// TestFault2ResetMidCatchupThenInlineResume: issue 9 items 6 and 7, issue
+// 11 item 3. Bob sends n chats while lena's 2.0 device is away (a classic
+// resource of hers, straight on the server, takes them live, so they are
+// archived and not stored offline). The device comes back with a fresh
+// bind whose <sync after/> streams them page by page, and vanishes after
+// reading a fifth of them. It resumes inline: the replay and the rest of
+// the catch-up bring every chat exactly once, and <synced/> comes.
+func TestFault2ResetMidCatchupThenInlineResume(t *testing.T) {
+	const n = 600
+	forEachServer(t, func(t *testing.T, srv harness.Server) {
+		e := startProxy(t, srv)
+		account := "lena@" + domain
+		bobC := e.login(t, "bob")
+		goOnline(t, bobC)
+		watcherC := e.login(t, "lena", directTo(srv))
+		goOnline(t, watcherC)
+		watcher := watch(t, "lena's classic resource", watcherC)
+		ua := "catchup-" + harness.NewID()
+		away := e.login(t, "lena", deviceLogin(ua, online2("catchup", "")))
+		lastSeen := archiveEndIn(away.Success)
+		_ = away.Close()
+
+		marker := "fault-" + harness.NewID()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*seriesWait)
+		defer cancel()
+		if _, err := sendNumbered(ctx, bobC, to(account), "chat", marker, 1, n, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !watcher.waitAll(ctx, marker, n) {
+			t.Fatalf("the classic resource never got the series: %s", watcher.count(marker, n))
+		}
+		c := e.login(t, "lena", deviceLogin(ua, online2("catchup", syncAfter(lastSeen))))
+		previd := smID(t, c)
+		first := watchArchive(t, "the device catching up", c, account)
+		if !first.waitUntil(ctx, func() bool { return len(first.copies[marker]) >= n/5 }) {
+			t.Fatalf("the catch-up never brought a fifth of the series: %s (%s)", first.count(marker, n), first.state())
+		}
+		_ = c.Reset()
+		if !first.ended(ctx) {
+			t.Fatalf("the reset connection is still read")
+		}
+		h, seenID, _ := first.seen()
+		_, syncedFirst := first.next(ctx, 0, isSynced)
+		again, resumed := comeBack(t, e, "lena", "catchup", ua, previd, h, seenID)
+		if !resumed {
+			t.Fatalf("the resumption was refused: %s", again.Success)
+		}
+		back := watchArchive(t, "the device after resuming", again, account)
+		if !waitAcross(ctx, marker, n, first, back) {
+			t.Errorf("by the deadline: %s (%s)", across("the device", marker, n, first, back), back.state())
+		}
+		if !syncedFirst {
+			if _, ok := back.next(ctx, 0, isSynced); !ok {
+				t.Errorf("no <synced/> after the resumption (%s)", back.state())
+			}
+		}
+		t.Logf("reset after %d of %d catch-up messages (h=%d); <synced/> before the reset: %v",
+			first.count(marker, n).got, n, h, syncedFirst)
+		exactlyOnce(t, across("the device over both connections", marker, n, first, back))
+	})
+}
+
+func isSynced(el []byte) bool { return bytes.HasPrefix(el, []byte("<synced")) }

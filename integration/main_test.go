@@ -27,7 +27,7 @@ const (
 )
 
 // Accounts registered on every server.
-var accounts = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "henry", "ivan", "judy", "ken"}
+var accounts = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "henry", "ivan", "judy", "ken", "lena"}
 
 var servers []harness.Server
 
