@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"slices"
@@ -49,8 +50,9 @@ type Config struct {
 	Key  string `yaml:"key"`
 	// AllowPlaintext lets clients authenticate without TLS.
 	AllowPlaintext bool `yaml:"allow_plaintext"`
-	// LogLevel is debug, info, warn or error.
-	LogLevel string `yaml:"log_level"`
+	// LogLevel is debug, info, warn or error, read by slog.Level's own
+	// text decoding (so WARN and offsets such as debug-4 also work).
+	LogLevel slog.Level `yaml:"log_level"`
 	// LogFormat is text (logfmt, for people and grep) or json (one
 	// object per line, for log shippers).
 	LogFormat string `yaml:"log_format"`
@@ -148,7 +150,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:      ":5222",
 		UpstreamTLS: UpstreamTLSStartTLS,
-		LogLevel:    "info",
+		LogLevel:    slog.LevelInfo,
 		LogFormat:   LogFormatText,
 		Limits: LimitsConfig{
 			MaxStanzaBytes:  256 << 10,

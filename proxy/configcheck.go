@@ -94,9 +94,6 @@ func (k *configChecker) validate() {
 	}
 	k.validateTLS()
 	k.validateWebSocket()
-	if _, err := ParseLogLevel(c.LogLevel); err != nil {
-		k.bad("log_level", "%v", err)
-	}
 	if c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
 		k.bad("log_format", "%q is not one of text, json", c.LogFormat)
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"reflect"
 	"strconv"
@@ -126,7 +127,10 @@ func (d *yamlDecoder) resolve(n ast.Node) ast.Node {
 	return n
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	levelType    = reflect.TypeFor[slog.Level]()
+)
 
 // decode sets v from n. key is the YAML path ("limits.max_depth") and line
 // the key's line, which every problem names.
@@ -142,6 +146,8 @@ func (d *yamlDecoder) decode(n ast.Node, v reflect.Value, key string, line int) 
 	switch {
 	case v.Type() == durationType:
 		d.duration(n, v, key, line)
+	case v.Type() == levelType:
+		d.level(n, v, key, line)
 	case v.Kind() == reflect.Struct:
 		d.mapping(n, v, key, line)
 	case v.Kind() == reflect.String:
@@ -171,6 +177,8 @@ func (d *yamlDecoder) decode(n ast.Node, v reflect.Value, key string, line int) 
 // switches and durations there is no empty value, so it is a mistake.
 func (d *yamlDecoder) null(v reflect.Value, key string, line int) {
 	switch {
+	case v.Type() == levelType: // slog.LevelInfo is the zero Level
+		v.SetZero()
 	case v.Type() == durationType || v.Kind() == reflect.Int || v.Kind() == reflect.Bool:
 		d.bad(key, line, "has no value")
 	case v.Kind() == reflect.String || v.Kind() == reflect.Slice:
@@ -252,6 +260,22 @@ func (d *yamlDecoder) duration(n ast.Node, v reflect.Value, key string, line int
 		return
 	}
 	v.SetInt(int64(dur))
+}
+
+// level reads a log level with slog.Level's own text decoding, which
+// takes debug, info, warn and error in any case (and offsets such as
+// debug-4); empty text, like no value, is the default, info.
+func (d *yamlDecoder) level(n ast.Node, v reflect.Value, key string, line int) {
+	s, ok := scalarText(n)
+	var lvl slog.Level
+	if ok && s != "" {
+		ok = lvl.UnmarshalText([]byte(s)) == nil
+	}
+	if !ok {
+		d.bad(key, line, "%s is not one of debug, info, warn, error", describe(n))
+		return
+	}
+	v.Set(reflect.ValueOf(lvl))
 }
 
 func (d *yamlDecoder) stringList(n ast.Node, v reflect.Value, key string, line int) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -152,6 +153,8 @@ func TestProblemsNameTheKeyAndLine(t *testing.T) {
 			base + "timeouts: {idle: 5}\n", []string{"timeouts.idle (line 4): 5 has no unit; write it like 5s or 5m"}},
 		{"a word is not a duration",
 			base + "timeouts:\n  drain: later\n", []string{`timeouts.drain (line 5): "later" is not a duration (like 30s, 5m or 1h)`}},
+		{"a log level is one of its four words",
+			base + "log_level: loud\n", []string{`log_level (line 4): "loud" is not one of debug, info, warn, error`}},
 		{"a switch takes true or false",
 			base + "upstream_insecure: yes please\n", []string{`upstream_insecure (line 4): "yes please" is not true or false`}},
 		{"a section needs its keys below it",
@@ -400,7 +403,7 @@ func TestServeFlagsWinOverTheConfigFile(t *testing.T) {
 	if strings.Join(cfg.Domains, ",") != "a.example,b.example" {
 		t.Errorf("domains = %v, want the flags' values", cfg.Domains)
 	}
-	if cfg.UpstreamTLS != "tls" || cfg.LogLevel != "warn" {
+	if cfg.UpstreamTLS != "tls" || cfg.LogLevel != slog.LevelWarn {
 		t.Errorf("values only in the file were lost: %+v", cfg)
 	}
 	if cfg.Listen != ":5222" {
@@ -476,6 +479,34 @@ func TestVersionFlagPrintsWhatVersionPrints(t *testing.T) {
 	flagOut, err := runCLI(t, "--version")
 	if err != nil || flagOut != cmdOut {
 		t.Fatalf("--version: %v %q, want %q", err, flagOut, cmdOut)
+	}
+}
+
+// log_level is read by slog.Level's own text decoding: the four words in
+// any case, and no value or empty text keeps the default, info.
+func TestLogLevelTakesTheFourWordsInAnyCase(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want slog.Level
+	}{
+		{"debug", "log_level: debug\n", slog.LevelDebug},
+		{"upper case WARN", "log_level: WARN\n", slog.LevelWarn},
+		{"error", "log_level: error\n", slog.LevelError},
+		{"no value is info", "log_level:\n", slog.LevelInfo},
+		{"empty text is info", "log_level: ''\n", slog.LevelInfo},
+		{"absent is info", "", slog.LevelInfo},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := proxy.ParseConfig([]byte(base + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LogLevel != tc.want {
+				t.Errorf("log level %v, want %v", cfg.LogLevel, tc.want)
+			}
+		})
 	}
 }
 
