@@ -178,7 +178,7 @@ func (k *configChecker) validateTimeouts() {
 	t := k.c.Timeouts
 	for _, d := range []struct {
 		key string
-		v   Duration
+		v   time.Duration
 	}{
 		{"timeouts.handshake", t.Handshake}, {"timeouts.write", t.Write},
 		{"timeouts.upstream_dial", t.UpstreamDial}, {"timeouts.close", t.Close},
@@ -186,11 +186,11 @@ func (k *configChecker) validateTimeouts() {
 		{"timeouts.drain", t.Drain}, {"timeouts.proxy_header", t.ProxyHeader},
 	} {
 		if d.v <= 0 {
-			k.bad(d.key, "must be positive, not %s", time.Duration(d.v))
+			k.bad(d.key, "must be positive, not %s", d.v)
 		}
 	}
 	if t.Idle < 0 {
-		k.bad("timeouts.idle", "must not be negative (0 disables it), not %s", time.Duration(t.Idle))
+		k.bad("timeouts.idle", "must not be negative (0 disables it), not %s", t.Idle)
 	}
 }
 

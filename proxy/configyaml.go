@@ -128,7 +128,7 @@ func (d *yamlDecoder) resolve(n ast.Node) ast.Node {
 }
 
 var (
-	durationType = reflect.TypeFor[Duration]()
+	durationType = reflect.TypeFor[time.Duration]()
 	levelType    = reflect.TypeFor[slog.Level]()
 )
 
@@ -236,30 +236,24 @@ func (d *yamlDecoder) integer(n ast.Node, v reflect.Value, key string, line int)
 	v.SetInt(i)
 }
 
+// duration reads a timeout with the YAML library's own time.Duration
+// decoding ("30s", "5m"); 0 needs no unit. What it refuses is described
+// in the file's terms: a number without a unit, or not a duration.
 func (d *yamlDecoder) duration(n ast.Node, v reflect.Value, key string, line int) {
-	if in, ok := n.(*ast.IntegerNode); ok {
-		if in.Token.Value == "0" {
-			v.SetInt(0)
-			return
-		}
-		d.bad(key, line, "%s has no unit; write it like %ss or %sm", in.Token.Value, in.Token.Value, in.Token.Value)
+	var dur time.Duration
+	if err := yaml.NodeToValue(n, &dur); err == nil {
+		v.SetInt(int64(dur))
 		return
 	}
-	s, ok := n.(*ast.StringNode)
-	if !ok {
+	s, _ := scalarText(n)
+	switch _, numErr := strconv.ParseFloat(s, 64); {
+	case s == "0":
+		v.SetInt(0)
+	case numErr == nil:
+		d.bad(key, line, "%s has no unit; write it like %ss or %sm", describe(n), s, s)
+	default:
 		d.bad(key, line, "%s is not a duration (like 30s, 5m or 1h)", describe(n))
-		return
 	}
-	dur, err := time.ParseDuration(s.Value)
-	if err != nil {
-		if _, numErr := strconv.ParseFloat(s.Value, 64); numErr == nil {
-			d.bad(key, line, "%q has no unit; write it like %ss or %sm", s.Value, s.Value, s.Value)
-			return
-		}
-		d.bad(key, line, "%q is not a duration (like 30s, 5m or 1h)", s.Value)
-		return
-	}
-	v.SetInt(int64(dur))
 }
 
 // level reads a log level with slog.Level's own text decoding, which

@@ -88,7 +88,7 @@ func TestWrongPasswordFailsAndClientMayRetryOnSameStream(t *testing.T) {
 func TestSilentClientGetsConnectionTimeoutDuringHandshake(t *testing.T) {
 	t.Parallel()
 	fake := startFakeUpstream(t, false)
-	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Handshake = Duration(300 * time.Millisecond) })
+	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Handshake = 300 * time.Millisecond })
 	c := dialProxy(t, srv)
 	if h, err := stream.ParseHeader(c.nextOf(stream.UnitStreamOpen)); err != nil || h.From != "localhost" {
 		t.Fatalf("stream header from %q, %v; want from localhost", h.From, err)

@@ -441,7 +441,7 @@ func TestDrainTimeoutComesFromTheFileOrTheFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := time.Duration(cfg.Timeouts.Drain); got != tc.want {
+			if got := cfg.Timeouts.Drain; got != tc.want {
 				t.Errorf("drain = %v, want %v", got, tc.want)
 			}
 		})
@@ -479,6 +479,32 @@ func TestVersionFlagPrintsWhatVersionPrints(t *testing.T) {
 	flagOut, err := runCLI(t, "--version")
 	if err != nil || flagOut != cmdOut {
 		t.Fatalf("--version: %v %q, want %q", err, flagOut, cmdOut)
+	}
+}
+
+// Timeouts are read by the YAML library's time.Duration decoding; a bare
+// 0 needs no unit, since it means the same in every unit.
+func TestTimeoutsReadGoDurations(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want time.Duration
+	}{
+		{"seconds", "timeouts: {idle: 45s}\n", 45 * time.Second},
+		{"units combined", "timeouts: {idle: 1h30m}\n", 90 * time.Minute},
+		{"quoted", "timeouts: {idle: '250ms'}\n", 250 * time.Millisecond},
+		{"a bare 0 disables", "timeouts: {idle: 0}\n", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := proxy.ParseConfig([]byte(base + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Timeouts.Idle != tc.want {
+				t.Errorf("timeouts.idle %v, want %v", cfg.Timeouts.Idle, tc.want)
+			}
+		})
 	}
 }
 

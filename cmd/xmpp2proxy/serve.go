@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -62,7 +61,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.flags.AllowPlaintext, "allow-plaintext", false, "let clients authenticate without TLS")
 	fs.TextVar(&f.flags.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.flags.LogFormat, "log-format", d.LogFormat, "text (key=value) or json (one object per line)")
-	fs.DurationVar((*time.Duration)(&f.flags.Timeouts.Drain), "drain-timeout", time.Duration(d.Timeouts.Drain),
+	fs.DurationVar(&f.flags.Timeouts.Drain, "drain-timeout", d.Timeouts.Drain,
 		"on SIGTERM or SIGINT, how long sessions get to end before they are dropped (timeouts.drain)")
 
 	fs.StringSliceVar(&f.flags.ProxyProtocol, "proxy-protocol", nil,
