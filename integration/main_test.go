@@ -86,8 +86,27 @@ func forEachServer(t *testing.T, fn func(t *testing.T, srv harness.Server)) {
 	}
 }
 
-// startProxy starts a proxy in front of srv with a fresh certificate.
+// startProxy starts a proxy in front of srv with a fresh certificate,
+// its STARTTLS and direct TLS listeners on loopback, each mutate applied
+// to the configuration, and its log discarded (PROXY_LOG=1 with -v shows
+// it).
 func startProxy(t testing.TB, srv harness.Server, mutate ...func(*proxy.Config)) *env {
+	t.Helper()
+	return startProxyWith(t, srv, proxyStart{mutate: mutate})
+}
+
+// proxyStart is what startProxyWith varies between tests.
+type proxyStart struct {
+	// mutate changes the configuration after the loopback defaults.
+	mutate []func(*proxy.Config)
+	// log receives the proxy's log (text, at logLevel); nil discards it.
+	log      io.Writer
+	logLevel slog.Level
+}
+
+// startProxyWith is the one way the tests start an in-process proxy:
+// every other start function picks options and calls it.
+func startProxyWith(t testing.TB, srv harness.Server, o proxyStart) *env {
 	t.Helper()
 	cert, err := harness.SelfSigned(t.TempDir(), "proxy", domain)
 	if err != nil {
@@ -100,14 +119,16 @@ func startProxy(t testing.TB, srv harness.Server, mutate ...func(*proxy.Config))
 	cfg.UpstreamTLS = proxy.UpstreamTLSNone
 	cfg.Domains = []string{domain}
 	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
-	for _, m := range mutate {
+	for _, m := range o.mutate {
 		m(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() && os.Getenv("PROXY_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.log == nil {
+		o.log = io.Discard
+		if testing.Verbose() && os.Getenv("PROXY_LOG") != "" {
+			o.log, o.logLevel = os.Stderr, slog.LevelDebug
+		}
 	}
-	p, err := proxy.NewServer(cfg, nil, log)
+	p, err := proxy.NewServer(cfg, nil, slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: o.logLevel})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +144,10 @@ func startProxy(t testing.TB, srv harness.Server, mutate ...func(*proxy.Config))
 	})
 	return &env{srv: srv, proxy: p, cert: cert}
 }
+
+// noDirectTLS turns the direct TLS listener off, for tests that use only
+// one listener.
+func noDirectTLS(c *proxy.Config) { c.DirectTLSListen = "" }
 
 // login logs user in through the proxy over STARTTLS with SCRAM-SHA-1.
 func (e *env) login(t testing.TB, user string, opts ...func(*harness.Login)) *harness.Client {

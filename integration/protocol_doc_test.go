@@ -4,11 +4,8 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -170,7 +167,7 @@ func TestProtocolDocExamplesMatchTheProxy(t *testing.T) {
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		logs := &logWatch{}
-		e := startProxyLogged(t, srv, logs)
+		e := startProxyWith(t, srv, proxyStart{log: logs, mutate: []func(*proxy.Config){noDirectTLS}})
 		for _, sc := range docScenarios {
 			t.Run(sc.name, func(t *testing.T) {
 				r := newDocRun(t, e, logs, examples)
@@ -479,33 +476,4 @@ func (w *logWatch) waitFor(t *testing.T, mark int, parts ...string) {
 			t.Fatalf("the proxy never logged %q", parts)
 		}
 	}
-}
-
-// startProxyLogged is startProxy with the proxy's log going to w.
-func startProxyLogged(t *testing.T, srv harness.Server, w io.Writer) *env {
-	t.Helper()
-	cert, err := harness.SelfSigned(t.TempDir(), "proxy", domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := proxy.DefaultConfig()
-	cfg.Listen, cfg.DirectTLSListen = "127.0.0.1:0", ""
-	cfg.Upstream, cfg.UpstreamTLS = srv.Addr(), proxy.UpstreamTLSNone
-	cfg.Domains = []string{domain}
-	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
-	p, err := proxy.NewServer(cfg, nil, slog.New(slog.NewTextHandler(w, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("proxy shutdown: %v", err)
-		}
-	})
-	return &env{srv: srv, proxy: p, cert: cert}
 }

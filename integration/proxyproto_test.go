@@ -73,39 +73,19 @@ func (l *watchedLog) wait(t *testing.T, re string) string {
 	}
 }
 
-// startLoggedProxy is startProxy with the proxy's log kept.
+// startLoggedProxy is startProxy (without direct TLS) with the proxy's
+// log kept at debug level, and shown when the test fails.
 func startLoggedProxy(t *testing.T, srv harness.Server, mutate func(*proxy.Config)) (*env, *watchedLog) {
 	t.Helper()
-	cert, err := harness.SelfSigned(t.TempDir(), "proxy", domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := proxy.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Upstream = srv.Addr()
-	cfg.UpstreamTLS = proxy.UpstreamTLSNone
-	cfg.Domains = []string{domain}
-	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
-	mutate(&cfg)
 	logs := newWatchedLog()
-	p, err := proxy.NewServer(cfg, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
+	// Registered first, so it runs last: after the shutdown has logged.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("proxy shutdown: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("the proxy's log:\n%s", logs.String())
 		}
 	})
-	return &env{srv: srv, proxy: p, cert: cert}, logs
+	e := startProxyWith(t, srv, proxyStart{log: logs, logLevel: slog.LevelDebug, mutate: []func(*proxy.Config){noDirectTLS, mutate}})
+	return e, logs
 }
 
 // clientLine matches a log line of msg naming the test client, behind the

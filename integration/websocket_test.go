@@ -3,15 +3,12 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/integration/harness"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy"
@@ -25,37 +22,15 @@ type wsEnv struct {
 	log *logWatch
 }
 
-// startWSProxy is startProxy with websocket_listen set and its log
-// watched.
+// startWSProxy is startProxy with websocket_listen set (and no direct
+// TLS listener) and its log watched.
 func startWSProxy(t *testing.T, srv harness.Server) *wsEnv {
 	t.Helper()
-	cert, err := harness.SelfSigned(t.TempDir(), "proxy", domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := proxy.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.WebSocketListen = "127.0.0.1:0"
-	cfg.Upstream = srv.Addr()
-	cfg.UpstreamTLS = proxy.UpstreamTLSNone
-	cfg.Domains = []string{domain}
-	cfg.Cert, cfg.Key = cert.CertFile, cert.KeyFile
 	lw := &logWatch{}
-	p, err := proxy.NewServer(cfg, nil, slog.New(slog.NewTextHandler(lw, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("proxy shutdown: %v", err)
-		}
-	})
-	return &wsEnv{env: &env{srv: srv, proxy: p, cert: cert}, log: lw}
+	e := startProxyWith(t, srv, proxyStart{log: lw, mutate: []func(*proxy.Config){noDirectTLS, func(c *proxy.Config) {
+		c.WebSocketListen = "127.0.0.1:0"
+	}}})
+	return &wsEnv{env: e, log: lw}
 }
 
 func (e *wsEnv) url() string {

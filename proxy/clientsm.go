@@ -240,7 +240,7 @@ func (v *session2) smEnabled() bool {
 
 // resumeWait bounds how long a resumption waits for the upstream to ack
 // the client's stanzas still in flight.
-func (s *Server) resumeWait() time.Duration { return time.Duration(s.cfg.Timeouts.SetupStep) }
+func (s *Server) resumeWait() time.Duration { return s.cfg.Timeouts.SetupStep }
 
 // resume reattaches the session for a client that handled h stanzas.
 // When client stanzas are still in flight upstream, it waits for the

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"slices"
@@ -49,8 +50,9 @@ type Config struct {
 	Key  string `yaml:"key"`
 	// AllowPlaintext lets clients authenticate without TLS.
 	AllowPlaintext bool `yaml:"allow_plaintext"`
-	// LogLevel is debug, info, warn or error.
-	LogLevel string `yaml:"log_level"`
+	// LogLevel is debug, info, warn or error, read by slog.Level's own
+	// text decoding (so WARN and offsets such as debug-4 also work).
+	LogLevel slog.Level `yaml:"log_level"`
 	// LogFormat is text (logfmt, for people and grep) or json (one
 	// object per line, for log shippers).
 	LogFormat string `yaml:"log_format"`
@@ -111,36 +113,35 @@ type LimitsConfig struct {
 // TimeoutsConfig holds the proxy's timeouts.
 type TimeoutsConfig struct {
 	// Handshake bounds the time from connect to a bound session.
-	Handshake Duration `yaml:"handshake"`
+	Handshake time.Duration `yaml:"handshake"`
 	// Idle closes a client that sent nothing for this long; 0 disables it.
-	Idle Duration `yaml:"idle"`
+	Idle time.Duration `yaml:"idle"`
 	// Write bounds one write to a peer; a slower peer is disconnected.
-	Write Duration `yaml:"write"`
+	Write time.Duration `yaml:"write"`
 	// UpstreamDial bounds connecting and negotiating TLS upstream.
-	UpstreamDial Duration `yaml:"upstream_dial"`
+	UpstreamDial time.Duration `yaml:"upstream_dial"`
 	// Close is how long to wait for the peer's </stream:stream>.
-	Close Duration `yaml:"close"`
+	Close time.Duration `yaml:"close"`
 	// Resume is how long a vanished 2.0 client's session is held, its
 	// upstream leg open, for XEP-0198 resumption.
-	Resume Duration `yaml:"resume"`
+	Resume time.Duration `yaml:"resume"`
 	// SetupStep bounds each optional part of the Bind2 replay (archive
 	// metadata, catch-up, MUC joins): past it the session comes up without
 	// that part and reports it (<join-failed/>, complete='false').
-	SetupStep Duration `yaml:"setup_step"`
+	SetupStep time.Duration `yaml:"setup_step"`
 	// Drain bounds a graceful shutdown (SIGTERM, SIGINT): sessions still
 	// open when it passes are dropped. Keep it below the time the process
 	// manager waits before SIGKILL.
-	Drain Duration `yaml:"drain"`
+	Drain time.Duration `yaml:"drain"`
 	// ProxyHeader bounds the wait for the PROXY header on a listener that
 	// requires one, so that a silent connection soon lets go.
-	ProxyHeader Duration `yaml:"proxy_header"`
+	ProxyHeader time.Duration `yaml:"proxy_header"`
 }
 
-// Duration is a time.Duration written as "30s" or "5m" in YAML.
-type Duration time.Duration
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+// Duration is another name for time.Duration, which the timeouts are
+// (written "30s" or "5m" in YAML). It stays for code that builds a Config
+// with proxy.Duration(5*time.Second); new code writes time.Duration.
+type Duration = time.Duration
 
 // DefaultConfig returns the defaults; every field not set by a file or flag
 // keeps the value given here.
@@ -148,7 +149,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:      ":5222",
 		UpstreamTLS: UpstreamTLSStartTLS,
-		LogLevel:    "info",
+		LogLevel:    slog.LevelInfo,
 		LogFormat:   LogFormatText,
 		Limits: LimitsConfig{
 			MaxStanzaBytes:  256 << 10,
@@ -161,15 +162,15 @@ func DefaultConfig() Config {
 			MaxCatchup:            2000,
 		},
 		Timeouts: TimeoutsConfig{
-			Handshake:    Duration(30 * time.Second),
-			Idle:         Duration(10 * time.Minute),
-			Write:        Duration(30 * time.Second),
-			UpstreamDial: Duration(10 * time.Second),
-			Close:        Duration(5 * time.Second),
-			Resume:       Duration(5 * time.Minute),
-			SetupStep:    Duration(10 * time.Second),
-			Drain:        Duration(10 * time.Second),
-			ProxyHeader:  Duration(5 * time.Second),
+			Handshake:    30 * time.Second,
+			Idle:         10 * time.Minute,
+			Write:        30 * time.Second,
+			UpstreamDial: 10 * time.Second,
+			Close:        5 * time.Second,
+			Resume:       5 * time.Minute,
+			SetupStep:    10 * time.Second,
+			Drain:        10 * time.Second,
+			ProxyHeader:  5 * time.Second,
 		},
 		QueueSize: 32,
 

@@ -94,9 +94,6 @@ func (k *configChecker) validate() {
 	}
 	k.validateTLS()
 	k.validateWebSocket()
-	if _, err := ParseLogLevel(c.LogLevel); err != nil {
-		k.bad("log_level", "%v", err)
-	}
 	if c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
 		k.bad("log_format", "%q is not one of text, json", c.LogFormat)
 	}
@@ -150,25 +147,14 @@ func (k *configChecker) validateLimits() {
 	if l.MaxStanzaBytes < 4096 {
 		k.bad("limits.max_stanza_bytes", "%d is below 4096", l.MaxStanzaBytes)
 	}
-	switch {
-	case l.MaxPreauthBytes < 1024:
-		k.bad("limits.max_preauth_bytes", "%d is below 1024", l.MaxPreauthBytes)
-	case !k.failed("limits.max_stanza_bytes") && l.MaxPreauthBytes > l.MaxStanzaBytes:
-		k.bad("limits.max_preauth_bytes", "%d is above %s, %d", l.MaxPreauthBytes, k.mention("limits.max_stanza_bytes"), l.MaxStanzaBytes)
-	}
+	k.between("limits.max_preauth_bytes", l.MaxPreauthBytes, 1024, "limits.max_stanza_bytes", l.MaxStanzaBytes)
 	if l.MaxDepth < 8 {
 		k.bad("limits.max_depth", "%d is below 8", l.MaxDepth)
 	}
 	if l.MaxDetachedSessions < 1 {
 		k.bad("limits.max_detached_sessions", "%d is below 1", l.MaxDetachedSessions)
 	}
-	switch {
-	case l.MaxDetachedPerAccount < 1:
-		k.bad("limits.max_detached_per_account", "%d is below 1", l.MaxDetachedPerAccount)
-	case !k.failed("limits.max_detached_sessions") && l.MaxDetachedPerAccount > l.MaxDetachedSessions:
-		k.bad("limits.max_detached_per_account", "%d is above %s, %d",
-			l.MaxDetachedPerAccount, k.mention("limits.max_detached_sessions"), l.MaxDetachedSessions)
-	}
+	k.between("limits.max_detached_per_account", l.MaxDetachedPerAccount, 1, "limits.max_detached_sessions", l.MaxDetachedSessions)
 	if l.MaxUnacked < 16 {
 		k.bad("limits.max_unacked", "%d is below 16", l.MaxUnacked)
 	}
@@ -177,11 +163,23 @@ func (k *configChecker) validateLimits() {
 	}
 }
 
+// between checks a limit that has a floor and must not exceed another
+// limit, ceilKey; that one is compared only if it passed its own checks,
+// so that one mistake is reported once.
+func (k *configChecker) between(key string, v, floor int, ceilKey string, ceil int) {
+	switch {
+	case v < floor:
+		k.bad(key, "%d is below %d", v, floor)
+	case !k.failed(ceilKey) && v > ceil:
+		k.bad(key, "%d is above %s, %d", v, k.mention(ceilKey), ceil)
+	}
+}
+
 func (k *configChecker) validateTimeouts() {
 	t := k.c.Timeouts
 	for _, d := range []struct {
 		key string
-		v   Duration
+		v   time.Duration
 	}{
 		{"timeouts.handshake", t.Handshake}, {"timeouts.write", t.Write},
 		{"timeouts.upstream_dial", t.UpstreamDial}, {"timeouts.close", t.Close},
@@ -189,11 +187,11 @@ func (k *configChecker) validateTimeouts() {
 		{"timeouts.drain", t.Drain}, {"timeouts.proxy_header", t.ProxyHeader},
 	} {
 		if d.v <= 0 {
-			k.bad(d.key, "must be positive, not %s", time.Duration(d.v))
+			k.bad(d.key, "must be positive, not %s", d.v)
 		}
 	}
 	if t.Idle < 0 {
-		k.bad("timeouts.idle", "must not be negative (0 disables it), not %s", time.Duration(t.Idle))
+		k.bad("timeouts.idle", "must not be negative (0 disables it), not %s", t.Idle)
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"reflect"
 	"strconv"
@@ -126,7 +127,10 @@ func (d *yamlDecoder) resolve(n ast.Node) ast.Node {
 	return n
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	levelType    = reflect.TypeFor[slog.Level]()
+)
 
 // decode sets v from n. key is the YAML path ("limits.max_depth") and line
 // the key's line, which every problem names.
@@ -142,6 +146,8 @@ func (d *yamlDecoder) decode(n ast.Node, v reflect.Value, key string, line int) 
 	switch {
 	case v.Type() == durationType:
 		d.duration(n, v, key, line)
+	case v.Type() == levelType:
+		d.level(n, v, key, line)
 	case v.Kind() == reflect.Struct:
 		d.mapping(n, v, key, line)
 	case v.Kind() == reflect.String:
@@ -171,6 +177,8 @@ func (d *yamlDecoder) decode(n ast.Node, v reflect.Value, key string, line int) 
 // switches and durations there is no empty value, so it is a mistake.
 func (d *yamlDecoder) null(v reflect.Value, key string, line int) {
 	switch {
+	case v.Type() == levelType: // slog.LevelInfo is the zero Level
+		v.SetZero()
 	case v.Type() == durationType || v.Kind() == reflect.Int || v.Kind() == reflect.Bool:
 		d.bad(key, line, "has no value")
 	case v.Kind() == reflect.String || v.Kind() == reflect.Slice:
@@ -228,30 +236,40 @@ func (d *yamlDecoder) integer(n ast.Node, v reflect.Value, key string, line int)
 	v.SetInt(i)
 }
 
+// duration reads a timeout with the YAML library's own time.Duration
+// decoding ("30s", "5m"); 0 needs no unit. What it refuses is described
+// in the file's terms: a number without a unit, or not a duration.
 func (d *yamlDecoder) duration(n ast.Node, v reflect.Value, key string, line int) {
-	if in, ok := n.(*ast.IntegerNode); ok {
-		if in.Token.Value == "0" {
-			v.SetInt(0)
-			return
-		}
-		d.bad(key, line, "%s has no unit; write it like %ss or %sm", in.Token.Value, in.Token.Value, in.Token.Value)
+	var dur time.Duration
+	if err := yaml.NodeToValue(n, &dur); err == nil {
+		v.SetInt(int64(dur))
 		return
 	}
-	s, ok := n.(*ast.StringNode)
-	if !ok {
+	s, _ := scalarText(n)
+	switch _, numErr := strconv.ParseFloat(s, 64); {
+	case s == "0":
+		v.SetInt(0)
+	case numErr == nil:
+		d.bad(key, line, "%s has no unit; write it like %ss or %sm", describe(n), s, s)
+	default:
 		d.bad(key, line, "%s is not a duration (like 30s, 5m or 1h)", describe(n))
+	}
+}
+
+// level reads a log level with slog.Level's own text decoding, which
+// takes debug, info, warn and error in any case (and offsets such as
+// debug-4); empty text, like no value, is the default, info.
+func (d *yamlDecoder) level(n ast.Node, v reflect.Value, key string, line int) {
+	s, ok := scalarText(n)
+	var lvl slog.Level
+	if ok && s != "" {
+		ok = lvl.UnmarshalText([]byte(s)) == nil
+	}
+	if !ok {
+		d.bad(key, line, "%s is not one of debug, info, warn, error", describe(n))
 		return
 	}
-	dur, err := time.ParseDuration(s.Value)
-	if err != nil {
-		if _, numErr := strconv.ParseFloat(s.Value, 64); numErr == nil {
-			d.bad(key, line, "%q has no unit; write it like %ss or %sm", s.Value, s.Value, s.Value)
-			return
-		}
-		d.bad(key, line, "%q is not a duration (like 30s, 5m or 1h)", s.Value)
-		return
-	}
-	v.SetInt(int64(dur))
+	v.Set(reflect.ValueOf(lvl))
 }
 
 func (d *yamlDecoder) stringList(n ast.Node, v reflect.Value, key string, line int) {

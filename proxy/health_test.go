@@ -119,7 +119,7 @@ func TestReadyzIsDrainingFromTheStartOfShutdownUntilItEnds(t *testing.T) {
 	srv := newTestServer(t, fake.addr(), nil, func(c *Config) {
 		c.MetricsListen = "127.0.0.1:0"
 		c.QueueSize = 1
-		c.Timeouts.Write = Duration(time.Hour) // only Shutdown's deadline ends the stalled one
+		c.Timeouts.Write = time.Hour // only Shutdown's deadline ends the stalled one
 	})
 	if err := srv.startOps(); err != nil {
 		t.Fatal(err)

@@ -138,7 +138,7 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 			}, want: 1},
 		{name: "a resumption of a held session that cannot resume counts as failed",
 			metric: "xmpp2proxy_resumptions_total", labels: []string{"outcome", "failed"},
-			tweak:   func(c *Config) { c.Timeouts.Close = Duration(10 * time.Millisecond) },
+			tweak:   func(c *Config) { c.Timeouts.Close = 10 * time.Millisecond },
 			prepare: func(t *testing.T, e *metricsEnv) { e.vanish(t) },
 			event: func(t *testing.T, e *metricsEnv) {
 				// h counts stanzas the proxy never sent.

@@ -19,7 +19,7 @@ import (
 // handshake negotiates the client stream and relays SASL. It returns once
 // both legs have restarted their streams after a successful authentication.
 func (s *session) handshake() error {
-	deadline := time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Handshake))
+	deadline := time.Now().Add(s.srv.cfg.Timeouts.Handshake)
 	s.handshakeDeadline = deadline
 	_ = s.conn.SetDeadline(deadline)
 	if s.ctx.Err() != nil { // shut down before the deadline was set

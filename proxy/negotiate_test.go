@@ -2,14 +2,9 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/xml"
-	"math/big"
 	"net"
 	"slices"
 	"testing"
@@ -88,7 +83,7 @@ func TestWrongPasswordFailsAndClientMayRetryOnSameStream(t *testing.T) {
 func TestSilentClientGetsConnectionTimeoutDuringHandshake(t *testing.T) {
 	t.Parallel()
 	fake := startFakeUpstream(t, false)
-	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Handshake = Duration(300 * time.Millisecond) })
+	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Handshake = 300 * time.Millisecond })
 	c := dialProxy(t, srv)
 	if h, err := stream.ParseHeader(c.nextOf(stream.UnitStreamOpen)); err != nil || h.From != "localhost" {
 		t.Fatalf("stream header from %q, %v; want from localhost", h.From, err)
@@ -159,36 +154,10 @@ func TestStartTLSRequiredRefusesAuthBeforeTLS(t *testing.T) {
 }
 
 // testCertificate returns a server config with a fresh self-signed
-// certificate for localhost, and a pool that trusts it.
+// certificate for localhost (demo.SelfSigned, the one certificate maker),
+// and a pool that trusts it.
 func testCertificate(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}, roots
+	c := newCert(t)
+	return c.ServerConfig(), c.Pool
 }

@@ -93,9 +93,9 @@ func (s *session) admit() error {
 	if err != nil {
 		return s.refuse(err)
 	}
-	wait := time.Duration(s.srv.cfg.Timeouts.Handshake)
+	wait := s.srv.cfg.Timeouts.Handshake
 	if policy == proxyproto.REQUIRE {
-		wait = time.Duration(s.srv.cfg.Timeouts.ProxyHeader)
+		wait = s.srv.cfg.Timeouts.ProxyHeader
 	} else {
 		// Nothing to learn first: the line can go out before the client
 		// has sent anything.

@@ -116,7 +116,7 @@ func TestASilentConnectionHoldsOnlyItself(t *testing.T) {
 	fake := startFakeUpstream(t, false)
 	srv, logs := startLoggedProxy(t, fake.addr(), LogFormatText, func(c *Config) {
 		c.ProxyProtocol = []string{ListenerStartTLS}
-		c.Timeouts.ProxyHeader = Duration(500 * time.Millisecond)
+		c.Timeouts.ProxyHeader = 500 * time.Millisecond
 	})
 	silent := dialProxy(t, srv)
 	other := dialProxy(t, srv)

@@ -93,7 +93,7 @@ func NewServer(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, er
 		s.domains[strings.ToLower(d)] = true
 	}
 	var err error
-	s.detached, err = sessioncache.New(cfg.Limits.MaxDetachedSessions, cfg.Limits.MaxDetachedPerAccount, time.Duration(cfg.Timeouts.Resume), (*relay).dropDetached)
+	s.detached, err = sessioncache.New(cfg.Limits.MaxDetachedSessions, cfg.Limits.MaxDetachedPerAccount, cfg.Timeouts.Resume, (*relay).dropDetached)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // SIGTERM and SIGKILL that bounds it.
 func (s *Server) drainAfter(ctx context.Context) error {
 	<-ctx.Done()
-	drain := time.Duration(s.cfg.Timeouts.Drain)
+	drain := s.cfg.Timeouts.Drain
 	s.log.Info("shutting down", "drain", drain)
 	shutCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()

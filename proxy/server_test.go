@@ -286,7 +286,7 @@ func TestShutdownEndsOtherSessionsWithoutWaitingForStalledClients(t *testing.T) 
 	srv := newTestServer(t, fake.addr(), nil, func(c *Config) {
 		c.QueueSize = 1
 		// Only Shutdown's deadline can end a stalled session.
-		c.Timeouts.Write = Duration(time.Hour)
+		c.Timeouts.Write = time.Hour
 	})
 	if !srv.serve(ln, false) {
 		t.Fatal("serve refused the listener")
@@ -352,9 +352,9 @@ func TestDrainTimeoutBoundsTheShutdownOnSignal(t *testing.T) {
 	ln := &tapListener{Listener: listenLoopback(t), accepted: make(chan *stallConn, 16)}
 	srv := newTestServer(t, fake.addr(), nil, func(c *Config) {
 		c.QueueSize = 1
-		c.Timeouts.Write = Duration(time.Hour)
-		c.Timeouts.Close = Duration(time.Hour)
-		c.Timeouts.Drain = Duration(50 * time.Millisecond)
+		c.Timeouts.Write = time.Hour
+		c.Timeouts.Close = time.Hour
+		c.Timeouts.Drain = 50 * time.Millisecond
 	})
 	if !srv.serve(ln, false) {
 		t.Fatal("serve refused the listener")

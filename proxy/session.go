@@ -254,7 +254,7 @@ func (s *session) writeClientHeader(id string, rest []byte) error {
 }
 
 func (s *session) writeClient(b []byte) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.srv.cfg.Timeouts.Write)))
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.Timeouts.Write))
 	n, err := s.conn.Write(b)
 	s.stats.toClient.Add(int64(n))
 	return err

@@ -117,7 +117,7 @@ func (s *session) resume(a *sasl2.Authenticate, prev *bind2.SMResume, additional
 	_ = s.conn.SetDeadline(time.Time{})
 	if !r.attach(s, uint32(h), success) {
 		s.srv.metrics.resumed(outcomeFailed)
-		r.endBeforeRebind(time.Duration(s.srv.cfg.Timeouts.Close))
+		r.endBeforeRebind(s.srv.cfg.Timeouts.Close)
 		return false
 	}
 	s.mu.Lock()
@@ -182,7 +182,7 @@ func (s *session) bringOnline(a *sasl2.Authenticate, additional string, resumeFa
 	// The catch-up streams from the relay (catchup.go); without one, what
 	// came during setup follows <success/> at once.
 	var sent [][]byte
-	v2.catchup = newCatchup(st, time.Duration(s.srv.cfg.Timeouts.SetupStep), carbonsim.DefaultMemory)
+	v2.catchup = newCatchup(st, s.srv.cfg.Timeouts.SetupStep, carbonsim.DefaultMemory)
 	if v2.catchup == nil {
 		b, sent = appendPending(b, bs.pending)
 	}

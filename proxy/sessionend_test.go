@@ -82,7 +82,7 @@ func TestShutdownDuringNegotiationSendsSystemShutdown(t *testing.T) {
 
 func TestShutdownCompletesWhenClientWriteFailsDuringFinalFlush(t *testing.T) {
 	t.Parallel()
-	srv, c, up := setup(t, func(c *Config) { c.Timeouts.Write = Duration(time.Second) })
+	srv, c, up := setup(t, func(c *Config) { c.Timeouts.Write = time.Second })
 	// The client reads nothing more, through a small window, while the
 	// upstream sends more than the sockets between them hold.
 	if err := c.conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
@@ -111,7 +111,7 @@ func TestShutdownCompletesWhenClientWriteFailsDuringFinalFlush(t *testing.T) {
 
 func TestIdleClientGetsConnectionTimeoutAndUpstreamStreamIsClosed(t *testing.T) {
 	t.Parallel()
-	_, c, up := setup(t, func(c *Config) { c.Timeouts.Idle = Duration(300 * time.Millisecond) })
+	_, c, up := setup(t, func(c *Config) { c.Timeouts.Idle = 300 * time.Millisecond })
 	c.expectStreamError(stream.CondConnectionTimeout)
 	c.expectStreamClose()
 	c.expectConnClosed()
@@ -122,7 +122,7 @@ func TestIdleClientGetsConnectionTimeoutAndUpstreamStreamIsClosed(t *testing.T) 
 func TestActiveClientIsNotTimedOutAsIdle(t *testing.T) {
 	t.Parallel()
 	fake := startFakeUpstream(t, true)
-	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Idle = Duration(800 * time.Millisecond) })
+	srv := startProxy(t, fake.addr(), nil, func(c *Config) { c.Timeouts.Idle = 800 * time.Millisecond })
 	c := dialProxy(t, srv)
 	c.login()
 	// Twice the idle timeout, never silent for more than a fraction of it.
@@ -157,7 +157,7 @@ func TestClientStreamCloseIsRelayedAndUpstreamCloseAnswersIt(t *testing.T) {
 
 func TestUnansweredClientCloseIsClosedByTheProxyAfterTheCloseTimeout(t *testing.T) {
 	t.Parallel()
-	_, c, up := setup(t, func(cfg *Config) { cfg.Timeouts.Close = Duration(200 * time.Millisecond) })
+	_, c, up := setup(t, func(cfg *Config) { cfg.Timeouts.Close = 200 * time.Millisecond })
 	c.send(stream.CloseTag)
 	up.expect(t, stream.UnitStreamClose, stream.CloseTag)
 	// The upstream never answers: the client still gets its close.
@@ -259,7 +259,7 @@ func TestStanzasArriveInOrderAndUnchangedUnderBackpressure(t *testing.T) {
 func TestSlowClientIsDisconnectedInsteadOfBuffered(t *testing.T) {
 	t.Parallel()
 	srv, _, up := setup(t, func(c *Config) {
-		c.Timeouts.Write = Duration(200 * time.Millisecond)
+		c.Timeouts.Write = 200 * time.Millisecond
 		c.QueueSize = 2
 	})
 	// The client reads nothing more while the upstream floods it.

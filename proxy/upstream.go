@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/ns"
 	"github.com/xmpp2proxy/xmpp2proxy/proxy/stream"
@@ -48,7 +47,7 @@ func (s *Server) dialUpstream(ctx context.Context, domain, lang string, client p
 }
 
 func (s *Server) dialNegotiated(ctx context.Context, domain, lang string, client peerAddrs) (*upstreamLeg, error) {
-	timeout := time.Duration(s.cfg.Timeouts.UpstreamDial)
+	timeout := s.cfg.Timeouts.UpstreamDial
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d := net.Dialer{}

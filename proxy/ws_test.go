@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -276,7 +277,7 @@ func TestWebSocketIdleTimeoutStillWritesItsStreamError(t *testing.T) {
 		// than end it; here the classic session has no SM, so the
 		// proxy gives <connection-timeout/>: both need the connection
 		// to live on after the read deadline.
-		c.Timeouts.Idle = Duration(200e6)
+		c.Timeouts.Idle = 200 * time.Millisecond
 	})
 	c := dialWS(t, srv)
 	c.login()

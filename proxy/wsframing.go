@@ -146,7 +146,7 @@ func isAllSpace(b []byte) bool {
 // writes would wait for the rest.
 type wsOutbound struct {
 	fr  *stream.Framer
-	src pendingReader
+	src stream.Pending
 }
 
 func newWSOutbound() *wsOutbound {
@@ -155,21 +155,6 @@ func newWSOutbound() *wsOutbound {
 	// an upstream framer has bounded already.
 	o.fr = stream.NewFramer(&o.src, stream.Limits{MaxBytes: math.MaxInt32, MaxDepth: math.MaxInt32})
 	return o
-}
-
-// errNeedMore ends a framer read at the end of what was written so far.
-var errNeedMore = errors.New("need more bytes")
-
-// pendingReader hands the framer the bytes of the current write.
-type pendingReader struct{ b []byte }
-
-func (p *pendingReader) Read(dst []byte) (int, error) {
-	if len(p.b) == 0 {
-		return 0, errNeedMore
-	}
-	n := copy(dst, p.b)
-	p.b = p.b[n:]
-	return n, nil
 }
 
 // split calls emit with each complete message in b, in order. emit's
@@ -184,11 +169,11 @@ func (o *wsOutbound) split(b []byte, emit func(msg []byte) error) error {
 			o.fr.OpenStream()
 		}
 	}
-	o.src.b = b
+	o.src.Set(b)
 	defer o.fr.Release()
 	for {
 		u, err := o.fr.Next()
-		if errors.Is(err, errNeedMore) {
+		if errors.Is(err, stream.ErrNeedMore) {
 			return nil
 		}
 		if err != nil {
@@ -228,16 +213,8 @@ func openMessage(header []byte) ([]byte, error) {
 		return nil, err
 	}
 	b := []byte("<open xmlns='" + ns.Framing + "'")
-	for _, a := range [][2]string{{"to", h.To}, {"from", h.From}, {"id", h.ID}, {"version", h.Version}, {"xml:lang", h.Lang}} {
-		if a[1] == "" {
-			continue
-		}
-		b = append(b, ' ')
-		b = append(b, a[0]...)
-		b = append(b, "='"...)
-		b = stream.AppendEscaped(b, a[1])
-		b = append(b, '\'')
-	}
+	b = stream.AppendAttrs(b, [2]string{"to", h.To}, [2]string{"from", h.From}, [2]string{"id", h.ID},
+		[2]string{"version", h.Version}, [2]string{"xml:lang", h.Lang})
 	return append(b, "/>"...), nil
 }
 

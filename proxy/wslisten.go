@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -36,9 +35,9 @@ func (s *Server) listenWebSocket() error {
 	})
 	hs := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		ReadHeaderTimeout: s.cfg.Timeouts.Handshake,
 		// A request that is not upgraded has no reason to linger.
-		IdleTimeout: time.Duration(s.cfg.Timeouts.Handshake),
+		IdleTimeout: s.cfg.Timeouts.Handshake,
 		// Before authentication a client gets little: a browser's
 		// cookies fit, a flood of headers does not.
 		MaxHeaderBytes: 64 << 10,

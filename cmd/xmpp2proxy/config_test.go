@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -152,6 +153,8 @@ func TestProblemsNameTheKeyAndLine(t *testing.T) {
 			base + "timeouts: {idle: 5}\n", []string{"timeouts.idle (line 4): 5 has no unit; write it like 5s or 5m"}},
 		{"a word is not a duration",
 			base + "timeouts:\n  drain: later\n", []string{`timeouts.drain (line 5): "later" is not a duration (like 30s, 5m or 1h)`}},
+		{"a log level is one of its four words",
+			base + "log_level: loud\n", []string{`log_level (line 4): "loud" is not one of debug, info, warn, error`}},
 		{"a switch takes true or false",
 			base + "upstream_insecure: yes please\n", []string{`upstream_insecure (line 4): "yes please" is not true or false`}},
 		{"a section needs its keys below it",
@@ -191,6 +194,12 @@ func TestProblemsNameTheKeyAndLine(t *testing.T) {
 		{"no TLS and no plaintext is refused once",
 			"upstream: a:1\ndomains: [x]\n",
 			[]string{"cert: is required, with key; without TLS clients can log in only with allow_plaintext: true (for loopback)"}},
+		{"max_preauth_bytes may not exceed max_stanza_bytes",
+			base + "limits:\n  max_stanza_bytes: 5000\n  max_preauth_bytes: 6000\n",
+			[]string{"limits.max_preauth_bytes (line 6): 6000 is above limits.max_stanza_bytes (line 5), 5000"}},
+		{"max_detached_per_account has a floor of 1",
+			base + "limits:\n  max_detached_per_account: 0\n",
+			[]string{"limits.max_detached_per_account (line 5): 0 is below 1"}},
 		{"problems come in the file's order",
 			"queue_size: 0\nupstream: a:1\ndomains: [x]\nallow_plaintext: true\nlimits:\n  max_depth: x\n",
 			[]string{"queue_size (line 1): 0 is below 1", `limits.max_depth (line 6): "x" is not a whole number`}},
@@ -400,7 +409,7 @@ func TestServeFlagsWinOverTheConfigFile(t *testing.T) {
 	if strings.Join(cfg.Domains, ",") != "a.example,b.example" {
 		t.Errorf("domains = %v, want the flags' values", cfg.Domains)
 	}
-	if cfg.UpstreamTLS != "tls" || cfg.LogLevel != "warn" {
+	if cfg.UpstreamTLS != "tls" || cfg.LogLevel != slog.LevelWarn {
 		t.Errorf("values only in the file were lost: %+v", cfg)
 	}
 	if cfg.Listen != ":5222" {
@@ -438,7 +447,7 @@ func TestDrainTimeoutComesFromTheFileOrTheFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := time.Duration(cfg.Timeouts.Drain); got != tc.want {
+			if got := cfg.Timeouts.Drain; got != tc.want {
 				t.Errorf("drain = %v, want %v", got, tc.want)
 			}
 		})
@@ -476,6 +485,60 @@ func TestVersionFlagPrintsWhatVersionPrints(t *testing.T) {
 	flagOut, err := runCLI(t, "--version")
 	if err != nil || flagOut != cmdOut {
 		t.Fatalf("--version: %v %q, want %q", err, flagOut, cmdOut)
+	}
+}
+
+// Timeouts are read by the YAML library's time.Duration decoding; a bare
+// 0 needs no unit, since it means the same in every unit.
+func TestTimeoutsReadGoDurations(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want time.Duration
+	}{
+		{"seconds", "timeouts: {idle: 45s}\n", 45 * time.Second},
+		{"units combined", "timeouts: {idle: 1h30m}\n", 90 * time.Minute},
+		{"quoted", "timeouts: {idle: '250ms'}\n", 250 * time.Millisecond},
+		{"a bare 0 disables", "timeouts: {idle: 0}\n", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := proxy.ParseConfig([]byte(base + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Timeouts.Idle != tc.want {
+				t.Errorf("timeouts.idle %v, want %v", cfg.Timeouts.Idle, tc.want)
+			}
+		})
+	}
+}
+
+// log_level is read by slog.Level's own text decoding: the four words in
+// any case, and no value or empty text keeps the default, info.
+func TestLogLevelTakesTheFourWordsInAnyCase(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want slog.Level
+	}{
+		{"debug", "log_level: debug\n", slog.LevelDebug},
+		{"upper case WARN", "log_level: WARN\n", slog.LevelWarn},
+		{"error", "log_level: error\n", slog.LevelError},
+		{"no value is info", "log_level:\n", slog.LevelInfo},
+		{"empty text is info", "log_level: ''\n", slog.LevelInfo},
+		{"absent is info", "", slog.LevelInfo},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := proxy.ParseConfig([]byte(base + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LogLevel != tc.want {
+				t.Errorf("log level %v, want %v", cfg.LogLevel, tc.want)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -26,7 +27,8 @@ var demoAccounts = [][2]string{{"alice", "alice-demo"}, {"bob", "bob-demo"}}
 var startProsody = demo.StartProsody
 
 func newDemoCmd() *cobra.Command {
-	var listen, directTLS, logLevel string
+	var listen, directTLS string
+	var logLevel slog.Level
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start a private Prosody with demo accounts and the proxy in front of it",
@@ -42,7 +44,7 @@ func newDemoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, flagListen[2:], "127.0.0.1:5222", "client address (STARTTLS, plaintext allowed on loopback)")
 	cmd.Flags().StringVar(&directTLS, flagDirectTLS[2:], "127.0.0.1:5223", "direct TLS client address (off when empty)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	return cmd
 }
 
@@ -53,7 +55,7 @@ const (
 	flagDirectTLS = "--direct-tls-listen"
 )
 
-func runDemo(ctx context.Context, out io.Writer, listen, directTLS, logLevel string) error {
+func runDemo(ctx context.Context, out io.Writer, listen, directTLS string, logLevel slog.Level) error {
 	const domain = "localhost"
 	// Ctrl-C also ends a pipe the output may go through (make demo | tee):
 	// a write to it must fail quietly, not kill the demo before cleanup.

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func TestDemoChecksPortsBeforeProsody(t *testing.T) {
 	}
 	taken := occupy(t)
 	var out bytes.Buffer
-	err := runDemo(context.Background(), &out, taken, "", "info")
+	err := runDemo(context.Background(), &out, taken, "", slog.LevelInfo)
 	if err == nil || !strings.Contains(err.Error(), "--listen") {
 		t.Fatalf("runDemo on a taken port: %v, want an error naming --listen", err)
 	}

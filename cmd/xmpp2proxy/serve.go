@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -60,9 +59,9 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.flags.Cert, "cert", "", "PEM certificate for client TLS")
 	fs.StringVar(&f.flags.Key, "key", "", "PEM private key for client TLS")
 	fs.BoolVar(&f.flags.AllowPlaintext, "allow-plaintext", false, "let clients authenticate without TLS")
-	fs.StringVar(&f.flags.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	fs.TextVar(&f.flags.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.flags.LogFormat, "log-format", d.LogFormat, "text (key=value) or json (one object per line)")
-	fs.DurationVar((*time.Duration)(&f.flags.Timeouts.Drain), "drain-timeout", time.Duration(d.Timeouts.Drain),
+	fs.DurationVar(&f.flags.Timeouts.Drain, "drain-timeout", d.Timeouts.Drain,
 		"on SIGTERM or SIGINT, how long sessions get to end before they are dropped (timeouts.drain)")
 
 	fs.StringSliceVar(&f.flags.ProxyProtocol, "proxy-protocol", nil,
@@ -114,9 +113,8 @@ func newServeCmd() *cobra.Command {
 
 // newLogger writes level and above to w as text (logfmt) or JSON. The
 // level and format were checked with the rest of the configuration.
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	lvl, _ := proxy.ParseLogLevel(level)
-	opts := &slog.HandlerOptions{Level: lvl}
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == proxy.LogFormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -59,26 +59,13 @@ func (a wsAddr) String() string  { return string(a) }
 // clientFraming translates both ways for a client.
 type clientFraming struct {
 	fr      *stream.Framer
-	pending pendingBytes
+	pending stream.Pending
 }
 
 func newClientFraming() *clientFraming {
 	f := &clientFraming{}
 	f.fr = stream.NewFramer(&f.pending, stream.Limits{MaxBytes: 64 << 20, MaxDepth: 256})
 	return f
-}
-
-var errNeedMore = errors.New("need more bytes")
-
-type pendingBytes struct{ b []byte }
-
-func (p *pendingBytes) Read(dst []byte) (int, error) {
-	if len(p.b) == 0 {
-		return 0, errNeedMore
-	}
-	n := copy(dst, p.b)
-	p.b = p.b[n:]
-	return n, nil
 }
 
 // Inbound turns the server's <open/> and <close/> into a stream header
@@ -108,10 +95,10 @@ func (f *clientFraming) Outbound(b []byte, emit func([]byte) error) error {
 			f.fr.Reset(nil) // a new stream, after SASL
 		}
 	}
-	f.pending.b = b
+	f.pending.Set(b)
 	for {
 		u, err := f.fr.Next()
-		if errors.Is(err, errNeedMore) {
+		if errors.Is(err, stream.ErrNeedMore) {
 			return nil
 		}
 		if err != nil {

@@ -142,7 +142,15 @@ func ParseHeader(raw []byte) (Header, error) {
 // AppendHeader writes an open tag with the declarations both legs use.
 func AppendHeader(b []byte, to, from, id, lang string) []byte {
 	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='"+ns.Client+"' xmlns:stream='"+ns.Stream+"' version='1.0'"...)
-	for _, a := range [][2]string{{"to", to}, {"from", from}, {"id", id}, {"xml:lang", lang}} {
+	b = AppendAttrs(b, [2]string{"to", to}, [2]string{"from", from}, [2]string{"id", id}, [2]string{"xml:lang", lang})
+	return append(b, '>')
+}
+
+// AppendAttrs appends name='value', escaped, for each name and value pair
+// whose value is not empty: the optional attributes of a stream header
+// (RFC 6120 4.7) and of its WebSocket form, <open/> (RFC 7395 3.4).
+func AppendAttrs(b []byte, pairs ...[2]string) []byte {
+	for _, a := range pairs {
 		if a[1] == "" {
 			continue
 		}
@@ -152,5 +160,5 @@ func AppendHeader(b []byte, to, from, id, lang string) []byte {
 		b = AppendEscaped(b, a[1])
 		b = append(b, '\'')
 	}
-	return append(b, '>')
+	return b
 }
