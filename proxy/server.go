@@ -191,12 +191,18 @@ func (s *Server) listenerAddr(i int, configured bool) net.Addr {
 
 // newSession registers a session, or returns nil when shutting down.
 func (s *Server) newSession(conn net.Conn, directTLS bool) *session {
+	return s.register(func() *session { return newSession(s, conn, directTLS) })
+}
+
+// register builds a session and counts it in Shutdown's wait,
+// unless Shutdown has begun: then it makes nothing and returns nil.
+func (s *Server) register(build func() *session) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return nil
 	}
-	sess := newSession(s, conn, directTLS)
+	sess := build()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	return sess

@@ -169,17 +169,10 @@ func (o *wsOutbound) split(b []byte, emit func(msg []byte) error) error {
 			o.fr.OpenStream()
 		}
 	}
-	o.src.Set(b)
 	defer o.fr.Release()
-	for {
-		u, err := o.fr.Next()
-		if errors.Is(err, stream.ErrNeedMore) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return stream.Split(o.fr, &o.src, b, func(u stream.Unit) error {
 		var msg []byte
+		var err error
 		switch u.Kind {
 		case stream.UnitStreamOpen:
 			msg, err = openMessage(u.Raw)
@@ -188,15 +181,13 @@ func (o *wsOutbound) split(b []byte, emit func(msg []byte) error) error {
 		case stream.UnitElement:
 			msg = standalone(u.Raw)
 		default:
-			continue // whitespace keepalives have no place in RFC 7395
+			return nil // whitespace keepalives have no place in RFC 7395
 		}
 		if err != nil {
 			return err
 		}
-		if err := emit(msg); err != nil {
-			return err
-		}
-	}
+		return emit(msg)
+	})
 }
 
 // startsWithHeader reports whether b begins, after whitespace, with an XML

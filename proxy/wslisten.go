@@ -231,16 +231,11 @@ func (s *Server) wsLimits() stream.Limits {
 // shutting down. The WaitGroup counts the session; the handler, and so
 // the close handshake that follows, it counts already.
 func (s *Server) newWebSocketSession(c net.Conn, secure bool) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return nil
-	}
-	sess := newSession(s, c, false)
-	sess.ws, sess.secure = true, secure
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	return sess
+	return s.register(func() *session {
+		sess := newSession(s, c, false)
+		sess.ws, sess.secure = true, secure
+		return sess
+	})
 }
 
 // offersSubprotocol reports whether the client's handshake lists proto.

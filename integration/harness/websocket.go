@@ -95,15 +95,7 @@ func (f *clientFraming) Outbound(b []byte, emit func([]byte) error) error {
 			f.fr.Reset(nil) // a new stream, after SASL
 		}
 	}
-	f.pending.Set(b)
-	for {
-		u, err := f.fr.Next()
-		if errors.Is(err, stream.ErrNeedMore) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return stream.Split(f.fr, &f.pending, b, func(u stream.Unit) error {
 		var msg []byte
 		switch u.Kind {
 		case stream.UnitStreamOpen:
@@ -117,12 +109,10 @@ func (f *clientFraming) Outbound(b []byte, emit func([]byte) error) error {
 		case stream.UnitElement:
 			msg = standalone(u.Raw)
 		default:
-			continue
+			return nil
 		}
-		if err := emit(msg); err != nil {
-			return err
-		}
-	}
+		return emit(msg)
+	})
 }
 
 // firstStart decodes the first start tag of raw without resolving

@@ -24,3 +24,22 @@ func (p *Pending) Read(dst []byte) (int, error) {
 	p.b = p.b[n:]
 	return n, nil
 }
+
+// Split gives each every complete unit of b, after what earlier writes
+// left in fr (fr reads from p); a unit cut at b's end waits in fr for the
+// next write.
+func Split(fr *Framer, p *Pending, b []byte, each func(Unit) error) error {
+	p.Set(b)
+	for {
+		u, err := fr.Next()
+		if errors.Is(err, ErrNeedMore) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := each(u); err != nil {
+			return err
+		}
+	}
+}
