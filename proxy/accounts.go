@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"strings"
 	"sync"
 
 	"github.com/xmpp2proxy/xmpp2proxy/carbonsim"
@@ -76,10 +75,11 @@ func (g *registry) isLocal(jid string) bool {
 }
 
 // online returns the account's delivery state if it has 2.0 sessions.
-func (g *registry) online(bare string) *account {
+func (g *registry) online(jid string) *account {
+	key := accountOf(jid)
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.accounts[strings.ToLower(bare)]
+	return g.accounts[key]
 }
 
 // join makes a bound 2.0 session one of its account's delivery targets.
@@ -89,7 +89,7 @@ func (g *registry) online(bare string) *account {
 // delivery targets: the caller ends them.
 func (g *registry) join(r *relay, catchingUp bool) (*account, []*relay) {
 	jid := r.s.v2.jid
-	bare := strings.ToLower(bareJID(jid))
+	bare := accountOf(jid)
 	// Lock order: registry, then account (leave deletes empty accounts).
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -133,7 +133,7 @@ func (acc *account) synced(r *relay) [][]byte {
 // resumption window ends. It touches only r's own entry, so the end of a
 // replaced session never removes the session that replaced it.
 func (g *registry) leave(r *relay) {
-	bare := strings.ToLower(bareJID(r.s.v2.jid))
+	bare := accountOf(r.s.v2.jid)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	acc := g.accounts[bare]

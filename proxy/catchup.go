@@ -311,7 +311,7 @@ func (c *catchup) finish(sink catchupSink) {
 	b = append(b, "' complete='"...)
 	b = strconv.AppendBool(b, complete)
 	sink.element(append(b, "'/>"...))
-	account := bareJID(c.self)
+	account := accountOf(c.self)
 	for _, p := range c.pending {
 		if k := mam.DedupKey(p, account); k != "" && c.seen[k] {
 			continue // already delivered by the catch-up

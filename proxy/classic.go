@@ -44,15 +44,14 @@ func (r *relay) classicUpstream(raw []byte) {
 	if !bytes.HasPrefix(raw, []byte("<message")) {
 		return
 	}
-	jid := r.s.fullJID()
-	bare := bareJID(jid)
-	acc := r.s.srv.registry.online(bare)
+	acc := r.s.srv.registry.online(r.classicAccount)
 	if acc == nil {
 		return
 	}
-	if !stream.AttrEqualFold(raw, "to", bare) {
+	if !stream.AttrEqualFold(raw, "to", r.classicAccount) {
 		return
 	}
+	jid := r.s.fullJID()
 	acc.deliverMu.Lock() // see account.deliverMu
 	defer acc.deliverMu.Unlock()
 	ds, _ := acc.observe(jid, raw)
@@ -70,6 +69,7 @@ func (r *relay) sniffClassicBind(raw []byte) {
 	}
 	if jid, err := jidFromBindResult(raw); err == nil {
 		r.classicBindSeen = true
+		r.classicAccount = accountOf(jid)
 		r.s.setFullJID(jid)
 	}
 }

@@ -71,7 +71,7 @@ func (r *relay) replaced() {
 	id := v.smID
 	v.mu.Unlock()
 	if id != "" {
-		r.s.srv.detached.Take(id, bareJID(v.jid))
+		r.s.srv.detached.Take(id, accountOf(v.jid))
 	}
 	r.s.log.Info("2.0 session replaced by a new session of the same device", "jid", v.jid)
 	r.terminate(stream.NewError(stream.CondConflict, "replaced by a new session of the same device"), true)

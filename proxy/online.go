@@ -214,14 +214,3 @@ func (v *session2) bounce(raw []byte, to string) []byte {
 	}
 	return append(b, "'><error type='cancel'><service-unavailable xmlns='"+ns.Stanzas+"'/></error></message>"...)
 }
-
-// normJID is a JID as RFC 7622 compares it: localpart and domainpart
-// case-folded, the resourcepart as it is (/desk and /Desk are two
-// resources). A string that is not a JID stays as it is.
-func normJID(s string) string {
-	j, err := jid.Parse(s)
-	if err != nil {
-		return s
-	}
-	return j.String()
-}

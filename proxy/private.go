@@ -93,7 +93,7 @@ func (r *relay) classicClient(raw []byte) {
 	if has, err := rewrite.HasPrivate(raw); err != nil || !has {
 		return
 	}
-	acc := r.s.srv.registry.online(bareJID(p.to))
+	acc := r.s.srv.registry.online(p.to)
 	if acc == nil || !acc.hasSession(p.to) {
 		return
 	}

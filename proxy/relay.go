@@ -35,6 +35,8 @@ type relay struct {
 	// classicBindSeen: a classic session's bind result has passed (upstream
 	// reader only).
 	classicBindSeen bool
+	// classicAccount is its account (accountOf), for classicUpstream.
+	classicAccount string
 	// live counts the relay's goroutines; the last one to end finishes
 	// the session (finished then refuses a late resume).
 	live     atomic.Int32

@@ -28,7 +28,7 @@ func (r *relay) noteFullJIDSend(from string, raw []byte) {
 	if !ok {
 		return
 	}
-	acc := r.s.srv.registry.online(bareJID(p.to))
+	acc := r.s.srv.registry.online(p.to)
 	if acc == nil || !acc.hasSession(p.to) {
 		return
 	}

@@ -63,7 +63,7 @@ func TestTheClassicLegTapGivesABareJIDMessageToEvery20SessionOnce(t *testing.T) 
 	one := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice1}, alice1)
 	two := quietRelay(srv, &session2{sm: sm.New(sm.Config{}), jid: alice2}, alice2)
 	desk := quietRelay(srv, nil, "alice@localhost/desk")
-	desk.classicBindSeen = true
+	desk.classicBindSeen, desk.classicAccount = true, "alice@localhost"
 	// The server gave a bare-JID message only to the classic session,
 	// which holds a higher priority.
 	msg := []byte("<message from='bob@localhost/desk' to='alice@localhost' type='chat' id='t1'><body>hi</body></message>")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -103,7 +102,7 @@ func (s *session) resume(a *sasl2.Authenticate, prev *bind2.SMResume, additional
 		s.srv.metrics.resumed(outcomeFailed)
 		return false
 	}
-	r, ok := s.srv.detached.Take(prev.PrevID, user+"@"+s.domain)
+	r, ok := s.srv.detached.Take(prev.PrevID, accountOf(user+"@"+s.domain))
 	if !ok {
 		s.srv.metrics.resumed(outcomeExpired)
 		return false
@@ -308,9 +307,4 @@ func (v *session2) routeInOrder(r *relay, raw []byte, upSeq uint32) bool {
 	defer v.inOrder()()
 	v.toClientFromUpstream(r, out, upSeq)
 	return true
-}
-
-func bareJID(jid string) string {
-	bare, _, _ := strings.Cut(jid, "/")
-	return bare
 }

@@ -44,7 +44,7 @@ func (v *session2) detach(r *relay) bool {
 	v.mu.Lock()
 	id := v.smID
 	v.mu.Unlock()
-	r.s.srv.detached.Put(id, bareJID(v.jid), r)
+	r.s.srv.detached.Put(id, accountOf(v.jid), r)
 	r.s.log.Info("2.0 client vanished; session held for resumption", "jid", v.jid)
 	return true
 }

@@ -79,7 +79,7 @@ func (s *session) logEnd() {
 	}
 	// The JID the server bound is the account for sure; the SASL
 	// username stands in when no bind was seen.
-	account := bareJID(s.fullJID())
+	account := accountOf(s.fullJID())
 	if account == "" {
 		account = s.account
 	}

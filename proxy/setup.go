@@ -273,7 +273,7 @@ func (st *setupState) onIQ(raw []byte) {
 		if err == nil {
 			st.out.jid = jid
 		}
-		if st.meta.fromCache && !strings.EqualFold(bareJID(jid), st.meta.account) {
+		if st.meta.fromCache && accountOf(jid) != accountOf(st.meta.account) {
 			st.askMetadata() // bound to another account than the cache key
 		}
 	case id == idCarbons:
