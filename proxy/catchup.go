@@ -249,7 +249,7 @@ func (c *catchup) deliver(sink catchupSink, a *archiveSync) {
 	for _, it := range a.buf {
 		if a == c.account {
 			if res, ok := mam.ParseResult(it.raw); ok {
-				c.seen["sid:"+res.ID] = true
+				c.seen[mam.StanzaIDKey(res.ID)] = true
 			}
 		}
 		sink.delivered(it.raw)

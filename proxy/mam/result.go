@@ -114,7 +114,7 @@ func DedupKey(raw []byte, account string) string {
 	}
 	for _, s := range m.StanzaIDs {
 		if s.By == account && s.ID != "" {
-			return "sid:" + s.ID
+			return StanzaIDKey(s.ID)
 		}
 	}
 	if m.OriginID.ID != "" {
@@ -125,3 +125,7 @@ func DedupKey(raw []byte, account string) string {
 	}
 	return ""
 }
+
+// StanzaIDKey is DedupKey's key for a message the account's archive
+// stored under id: the same message as a result with that archive id.
+func StanzaIDKey(id string) string { return "sid:" + id }
