@@ -71,6 +71,9 @@ type Account struct {
 	memory   int
 	seed     maphash.Seed
 	sessions []*sessionState // in join order, which is the order of deliveries
+	// recent are the latest account-scope messages, for JoinAfter.
+	recent      []recentItem
+	recentBytes int
 }
 
 // sessionState is one online 2.0 session.
@@ -249,6 +252,9 @@ func (a *Account) Observe(ev Event) ([]Delivery, error) {
 	k := a.keysOf(m, "", "")
 	fanOut := scope == ScopeAccount && !k.empty()
 	sender := m.from // a session never gets back what it sent
+	if fanOut && m.sid != "" && m.sidBy == a.bare {
+		a.remember(out, k, sender)
+	}
 	var deliveries []Delivery
 	var heldCopy []byte
 	var overflow []string

@@ -857,9 +857,6 @@ func TestBalancerRollingRestart(t *testing.T) {
 		devices  = 6
 	)
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		// About four runs in ten, a device that reconnects at once after
-		// its instance's <system-shutdown/> misses 1 or 2 chats.
-		skipKnownRebindRace(t, srv, "a reconnect right after a drain", 10)
 		cl := startCluster(t, srv, 3)
 		account := "alice@" + domain
 		bob := cl.direct(t, "bob")

@@ -109,7 +109,13 @@ func (g *registry) join(r *relay, catchingUp bool) (*account, []*relay) {
 		}
 	}
 	acc.sessions[r.name] = r
-	acc.sim.JoinAs(r.name, jid)
+	if c := r.s.v2.catchup; c != nil && c.account != nil {
+		// What siblings had before this session was bound goes first,
+		// with what its own leg brought meanwhile (carbonsim.JoinAfter).
+		c.pending = append(acc.sim.JoinAfter(r.name, jid, c.account.after, c.pending), c.pending...)
+	} else {
+		acc.sim.JoinAs(r.name, jid)
+	}
 	if !catchingUp {
 		acc.sim.Synced(r.name)
 	}
