@@ -136,7 +136,7 @@ var resultIDRE = regexp.MustCompile(`<result [^>]*\bid=['"]([^'"]+)['"]`)
 // lastArchived asks the archive for its last message until it is the one
 // with body, and returns its archive id: the server may store a message a
 // moment after delivering it.
-func lastArchived(b *testing.B, c *harness.Client, body string) string {
+func lastArchived(b testing.TB, c *harness.Client, body string) string {
 	deadline := time.Now().Add(wait)
 	for n := 0; time.Now().Before(deadline); n++ {
 		id := fmt.Sprintf("last%d", n)

@@ -260,8 +260,12 @@ func TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		e := startProxy(t, srv)
 		bob := e.login(t, "bob")
-		send(t, bob, fmt.Sprintf("<message to='ken@%s' type='chat'><body>first</body></message>", domain))
-		time.Sleep(300 * time.Millisecond) // let the archive write land
+		// ken's own classic resource, straight on the server and without
+		// presence, asks the archive until each write has landed.
+		archive := e.login(t, "ken", directTo(srv))
+		first := "first " + harness.NewID()
+		send(t, bob, fmt.Sprintf("<message to='ken@%s' type='chat'><body>%s</body></message>", domain, first))
+		lastArchived(t, archive, first)
 		syncAfter := func(after string) ([]byte, []byte) {
 			c := e.login2(t, "ken", func(l *harness.Login) {
 				l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>meta</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/></bind>"
@@ -284,7 +288,7 @@ func TestArchiveMetadataStaysTrueWhenTheProxyRemembersIt(t *testing.T) {
 		for i := 1; i <= 3; i++ {
 			send(t, bob, fmt.Sprintf("<message to='ken@%s' type='chat'><body>new %d %s</body></message>", domain, i, marker))
 		}
-		time.Sleep(300 * time.Millisecond)
+		lastArchived(t, archive, fmt.Sprintf("new 3 %s", marker))
 		success, synced := syncAfter(end)
 		m := syncedRE.FindSubmatch(synced)
 		newStart, newEnd := serverSays()
