@@ -9,7 +9,6 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -425,55 +424,4 @@ func prepareResume(t *testing.T, r *docRun) {
 	_ = c.Reset()
 	r.logs.waitFor(t, held, "session held for resumption", c.JID)
 	r.vars["previd"], r.vars["h"] = string(m[1]), fmt.Sprint(c.Received)
-}
-
-// logWatch is the proxy's log, for waiting on what it did.
-type logWatch struct {
-	mu    sync.Mutex
-	lines []string
-	wake  chan struct{}
-}
-
-func (w *logWatch) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.lines = append(w.lines, string(p))
-	if w.wake != nil {
-		close(w.wake)
-		w.wake = nil
-	}
-	return len(p), nil
-}
-
-// mark is where a later waitFor starts looking.
-func (w *logWatch) mark() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.lines)
-}
-
-// waitFor waits for a line after mark that holds every part.
-func (w *logWatch) waitFor(t *testing.T, mark int, parts ...string) {
-	t.Helper()
-	timeout := time.After(wait)
-	for {
-		w.mu.Lock()
-		for _, l := range w.lines[mark:] {
-			if contains([]byte(l), parts...) {
-				w.mu.Unlock()
-				return
-			}
-		}
-		mark = len(w.lines)
-		if w.wake == nil {
-			w.wake = make(chan struct{})
-		}
-		wake := w.wake
-		w.mu.Unlock()
-		select {
-		case <-wake:
-		case <-timeout:
-			t.Fatalf("the proxy never logged %q", parts)
-		}
-	}
 }

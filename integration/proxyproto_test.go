@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,55 +28,11 @@ import (
 // clientIP is the loopback address the test clients connect from.
 const clientIP = "127.0.0.2"
 
-// watchedLog keeps a proxy's log for a test to wait on.
-type watchedLog struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
-
-func newWatchedLog() *watchedLog { return &watchedLog{changed: make(chan struct{})} }
-
-func (l *watchedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return l.buf.Write(p)
-}
-
-func (l *watchedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// wait returns the first line matching re, waiting for it on each write.
-func (l *watchedLog) wait(t *testing.T, re string) string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.NewTimer(15 * time.Second)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		found, changed := rx.FindString(l.buf.String()), l.changed
-		l.mu.Unlock()
-		if found != "" {
-			return found
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("the proxy never logged a line matching %s; it logged:\n%s", re, l.String())
-		}
-	}
-}
-
 // startLoggedProxy is startProxy (without direct TLS) with the proxy's
 // log kept at debug level, and shown when the test fails.
-func startLoggedProxy(t *testing.T, srv harness.Server, mutate func(*proxy.Config)) (*env, *watchedLog) {
+func startLoggedProxy(t *testing.T, srv harness.Server, mutate func(*proxy.Config)) (*env, *logWatch) {
 	t.Helper()
-	logs := newWatchedLog()
+	logs := &logWatch{}
 	// Registered first, so it runs last: after the shutdown has logged.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -133,15 +88,15 @@ func TestPROXYProtocolThroughHAProxy(t *testing.T) {
 				if !errors.As(err, &saslErr) {
 					t.Fatalf("login with a wrong password: %v, want a SASL failure\nhaproxy:\n%s", err, lb.Log())
 				}
-				logs.wait(t, clientLine(`"authentication failed"`)+`account=frank@localhost`)
+				logs.match(t, clientLine(`"authentication failed"`)+`account=frank@localhost`)
 
 				c, err := login("frank", password)
 				if err != nil {
 					t.Fatalf("login through HAProxy: %v\nhaproxy:\n%s\nupstream:\n%s", err, lb.Log(), srv.Log())
 				}
 				defer c.Close()
-				logs.wait(t, clientLine(`"session started"`))
-				logs.wait(t, clientLine(`authenticated`)+`account=frank@localhost`)
+				logs.match(t, clientLine(`"session started"`))
+				logs.match(t, clientLine(`authenticated`)+`account=frank@localhost`)
 				// The session relays: the server answers a ping.
 				if err := c.Send("<iq type='get' id='pp-ping'><ping xmlns='urn:xmpp:ping'/></iq>"); err != nil {
 					t.Fatal(err)
@@ -188,7 +143,7 @@ func TestPROXYProtocolListenerRefusesClientsThatBypassTheBalancer(t *testing.T) 
 				c.Close()
 				t.Fatal("a client that bypassed the balancer logged in")
 			}
-			logs.wait(t, `msg="connection refused" conn=\d+ remote=`+regexp.QuoteMeta(tt.source)+`:\d+ [^\n]*reason="`+regexp.QuoteMeta(tt.reason)+`"`)
+			logs.match(t, `msg="connection refused" conn=\d+ remote=`+regexp.QuoteMeta(tt.source)+`:\d+ [^\n]*reason="`+regexp.QuoteMeta(tt.reason)+`"`)
 		})
 	}
 }
