@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 var metricsAddr = regexp.MustCompile(`msg="serving metrics and health checks" addr=(\S+)`)
@@ -19,42 +15,9 @@ var metricsAddr = regexp.MustCompile(`msg="serving metrics and health checks" ad
 // the proxy.
 func TestServeWithMetricsListenServesMetricsAndHealth(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
+	p := startServe(t, "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
 		"--upstream-tls", "none", "--domain", "localhost", "--allow-plaintext", "--metrics-listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := false
-	t.Cleanup(func() {
-		if !exited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	addrCh := make(chan string, 1)
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := metricsAddr.FindStringSubmatch(sc.Text()); m != nil {
-				addrCh <- m[1]
-			}
-		}
-	}()
-	var addr string
-	select {
-	case addr = <-addrCh:
-	case <-logDone:
-		t.Fatal("serve ended before serving metrics")
-	case <-time.After(waitFor):
-		t.Fatal("serve never said where it serves metrics")
-	}
+	addr := metricsAddr.FindStringSubmatch(p.wait(`msg="serving metrics and health checks"`))[1]
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitFor}
 	for _, tc := range []struct {
 		path, want string
@@ -74,13 +37,9 @@ func TestServeWithMetricsListenServesMetricsAndHealth(t *testing.T) {
 			t.Errorf("GET %s: %d %.200q, want %d with %q", tc.path, resp.StatusCode, body, tc.code, tc.want)
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-logDone
-	err = cmd.Wait()
-	exited = true
-	if err != nil {
+	p.signal(syscall.SIGTERM)
+	<-p.ended
+	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v after SIGTERM", err)
 	}
 	if _, err := client.Get("http://" + addr + "/healthz"); err == nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,61 +33,10 @@ var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // configured deadline and exit 0.
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
+	p := startServe(t, "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
 		"--upstream-tls", "none", "--domain", "localhost", "--allow-plaintext",
 		"--log-level", "debug", "--drain-timeout", "42s")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := false
-	t.Cleanup(func() {
-		if !exited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-
-	var (
-		mu      sync.Mutex
-		log     strings.Builder
-		addrCh  = make(chan string, 1)
-		connCh  = make(chan struct{}, 1)
-		logDone = make(chan struct{})
-	)
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			log.WriteString(line + "\n")
-			mu.Unlock()
-			if m := listeningAddr.FindStringSubmatch(line); m != nil {
-				addrCh <- m[1]
-			}
-			if strings.Contains(line, `msg="session started"`) {
-				connCh <- struct{}{}
-			}
-		}
-	}()
-	output := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return log.String()
-	}
-	var addr string
-	select {
-	case addr = <-addrCh:
-	case <-logDone:
-		t.Fatalf("serve ended before listening:\n%s", output())
-	case <-time.After(waitFor):
-		t.Fatalf("serve never listened:\n%s", output())
-	}
+	addr := listeningAddr.FindStringSubmatch(p.wait("msg=listening"))[1]
 
 	// A client in negotiation: it has not even sent its stream header.
 	conn, err := net.Dial("tcp", addr)
@@ -98,15 +44,9 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	select {
-	case <-connCh:
-	case <-time.After(waitFor):
-		t.Fatalf("serve never logged the connection:\n%s", output())
-	}
+	p.wait(`msg="session started"`)
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.signal(syscall.SIGTERM)
 	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
 	got, err := io.ReadAll(conn)
 	if err != nil {
@@ -115,13 +55,11 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	if !strings.Contains(string(got), "<system-shutdown") || !strings.HasSuffix(string(got), "</stream:stream>") {
 		t.Errorf("the client got %q, want <system-shutdown/> and the stream closed", got)
 	}
-	<-logDone
-	err = cmd.Wait()
-	exited = true
-	if err != nil {
-		t.Fatalf("serve after SIGTERM: %v, want exit 0\n%s", err, output())
+	<-p.ended
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v, want exit 0\n%s", err, p.output())
 	}
-	if !strings.Contains(output(), `msg="shutting down" drain=42s`) {
-		t.Errorf("serve did not drain with --drain-timeout:\n%s", output())
+	if !strings.Contains(p.output(), `msg="shutting down" drain=42s`) {
+		t.Errorf("serve did not drain with --drain-timeout:\n%s", p.output())
 	}
 }
