@@ -38,26 +38,8 @@ func (w *logWatch) mark() int {
 // waitFor waits for a line after mark that holds every part.
 func (w *logWatch) waitFor(t *testing.T, mark int, parts ...string) {
 	t.Helper()
-	timeout := time.After(wait)
-	for {
-		w.mu.Lock()
-		for _, l := range w.lines[mark:] {
-			if contains([]byte(l), parts...) {
-				w.mu.Unlock()
-				return
-			}
-		}
-		mark = len(w.lines)
-		if w.wake == nil {
-			w.wake = make(chan struct{})
-		}
-		wake := w.wake
-		w.mu.Unlock()
-		select {
-		case <-wake:
-		case <-timeout:
-			t.Fatalf("the proxy never logged %q", parts)
-		}
+	if w.await(mark, func(l string) bool { return contains([]byte(l), parts...) }) == "" {
+		t.Fatalf("the proxy never logged %q", parts)
 	}
 }
 
@@ -66,13 +48,23 @@ func (w *logWatch) waitFor(t *testing.T, mark int, parts ...string) {
 func (w *logWatch) match(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
+	var found string
+	if w.await(0, func(l string) bool { found = rx.FindString(l); return found != "" }) == "" {
+		t.Fatalf("the proxy never logged a line matching %s; it logged:\n%s", re, w.String())
+	}
+	return found
+}
+
+// await returns the first line after mark that ok accepts, waking on each
+// write; "" once the wait bound passes.
+func (w *logWatch) await(mark int, ok func(line string) bool) string {
 	timeout := time.After(wait)
-	for mark := 0; ; {
+	for {
 		w.mu.Lock()
 		for _, l := range w.lines[mark:] {
-			if found := rx.FindString(l); found != "" {
+			if ok(l) {
 				w.mu.Unlock()
-				return found
+				return l
 			}
 		}
 		mark = len(w.lines)
@@ -84,7 +76,7 @@ func (w *logWatch) match(t *testing.T, re string) string {
 		select {
 		case <-wake:
 		case <-timeout:
-			t.Fatalf("the proxy never logged a line matching %s; it logged:\n%s", re, w.String())
+			return ""
 		}
 	}
 }
