@@ -7,8 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -59,13 +57,14 @@ func BenchmarkCatchup(b *testing.B) {
 			var peakKiB, sizeKiB, held float64
 			for b.Loop() {
 				classic += classicPaging(b, toServer.Addr(), after)
-				sum0, n0 := scrapeHistogram(b, metricsAddr, "xmpp2proxy_catchup_held_stanzas")
+				const heldSeries = "xmpp2proxy_catchup_held_stanzas"
+				m0 := scrape(b, metricsAddr)
 				d, size, peak := x2Catchup(b, e, p, toProxy.Addr(), after)
-				sum1, n1 := scrapeHistogram(b, metricsAddr, "xmpp2proxy_catchup_held_stanzas")
-				if n1 != n0+1 {
-					b.Fatalf("the proxy recorded %v catch-ups, want 1", n1-n0)
+				m1 := scrape(b, metricsAddr)
+				if n := m1[heldSeries+"_count"] - m0[heldSeries+"_count"]; n != 1 {
+					b.Fatalf("the proxy recorded %v catch-ups, want 1", n)
 				}
-				held = max(held, sum1-sum0)
+				held = max(held, m1[heldSeries+"_sum"]-m0[heldSeries+"_sum"])
 				x2 += d
 				sizeKiB = max(sizeKiB, float64(size)/1024)
 				peakKiB = max(peakKiB, float64(peak)/1024)
@@ -258,32 +257,4 @@ func procStatusKiB(b *testing.B, pid int, field string) int {
 	}
 	b.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
-}
-
-// scrapeHistogram reads a histogram's sum and count from the proxy's
-// /metrics.
-func scrapeHistogram(b *testing.B, addr, name string) (sum, count float64) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case name + "_sum":
-			sum = v
-		case name + "_count":
-			count = v
-		}
-	}
-	return sum, count
 }

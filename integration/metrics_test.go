@@ -22,7 +22,7 @@ import (
 var opsClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
 // opsGet fetches path from the proxy's metrics endpoint at addr.
-func opsGet(t *testing.T, addr, path string) (int, string) {
+func opsGet(t testing.TB, addr, path string) (int, string) {
 	t.Helper()
 	resp, err := opsClient.Get("http://" + addr + path)
 	if err != nil {
@@ -38,7 +38,7 @@ func opsGet(t *testing.T, addr, path string) (int, string) {
 
 // scrape reads /metrics into series (name{labels} exactly as exposed)
 // and their values, and fails on a series whose labels name a JID.
-func scrape(t *testing.T, addr string) map[string]float64 {
+func scrape(t testing.TB, addr string) map[string]float64 {
 	t.Helper()
 	code, body := opsGet(t, addr, "/metrics")
 	if code != http.StatusOK {
