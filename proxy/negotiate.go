@@ -26,6 +26,7 @@ func (s *session) handshake() error {
 		return context.Cause(s.ctx)
 	}
 	if s.directTLS {
+		s.dialEarly()
 		if err := s.upgradeClientTLS(); err != nil {
 			return err
 		}
@@ -147,15 +148,31 @@ func (s *session) openClientStream() error {
 	// One upstream connection per session: the restarts after STARTTLS
 	// and SASL keep the one already dialed.
 	if s.upCh == nil && s.up == nil {
-		s.upCh = make(chan upstreamResult, 1)
-		// The dial gets its own copies: the stream fields are rewritten
-		// on every restart while it runs.
-		go func(ctx context.Context, ch chan<- upstreamResult, domain, lang string) {
-			up, err := s.srv.dialUpstream(ctx, domain, lang, s.peer)
-			ch <- upstreamResult{up, err}
-		}(s.ctx, s.upCh, domain, h.Lang)
+		s.startDial(domain, h.Lang)
 	}
 	return nil
+}
+
+// dialEarly starts the upstream dial of a direct TLS connection before its
+// handshake, when the proxy serves a single domain: the client's stream
+// header can name no other, and the dial then runs while the TLS handshake
+// crosses the network instead of after it. The client's xml:lang is not
+// known yet; it reaches the upstream with the header after authentication.
+func (s *session) dialEarly() {
+	if len(s.srv.cfg.Domains) == 1 && s.upCh == nil && s.up == nil {
+		s.startDial(strings.ToLower(s.srv.cfg.Domains[0]), "")
+	}
+}
+
+// startDial dials the upstream in the background; upstream collects it.
+func (s *session) startDial(domain, lang string) {
+	s.upCh = make(chan upstreamResult, 1)
+	// The dial gets its own copies: the stream fields are rewritten on
+	// every restart while it runs.
+	go func(ctx context.Context, ch chan<- upstreamResult) {
+		up, err := s.srv.dialUpstream(ctx, domain, lang, s.peer)
+		ch <- upstreamResult{up, err}
+	}(s.ctx, s.upCh)
 }
 
 // upstream waits for the upstream leg started by openClientStream.

@@ -161,3 +161,86 @@ func testCertificate(t *testing.T) (*tls.Config, *x509.CertPool) {
 	c := newCert(t)
 	return c.ServerConfig(), c.Pool
 }
+
+// upstreamHeaderOf accepts the proxy's next upstream connection on ln and
+// returns the stream header it sends, or fails the test.
+func upstreamHeaderOf(t *testing.T, ln net.Listener) stream.Header {
+	t.Helper()
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(waitFor))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the proxy never dialed the upstream: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
+	u, err := stream.NewFramer(conn, fakeLimits).Next()
+	if err != nil || u.Kind != stream.UnitStreamOpen {
+		t.Fatalf("the upstream got %s, %v; want a stream header", u.Raw, err)
+	}
+	h, err := stream.ParseHeader(u.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// A proxy serving one domain dials the upstream as soon as a direct TLS
+// connection's first bytes arrive (the PROXY header check reads them): the
+// dial runs while the handshake crosses the network. The client here sends
+// its ClientHello and never reads the answer, so the handshake cannot end.
+func TestADirectTLSConnectionDialsUpstreamDuringItsHandshake(t *testing.T) {
+	t.Parallel()
+	ln := listenLoopback(t)
+	serverTLS, pool := testCertificate(t)
+	srv := startProxy(t, ln.Addr().String(), serverTLS, func(c *Config) {
+		c.Listen, c.DirectTLSListen = "", "127.0.0.1:0"
+	})
+	conn, err := net.Dial("tcp", srv.DirectTLSAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deaf := &deafConn{Conn: conn, closed: make(chan struct{})}
+	defer close(deaf.closed)
+	go func() {
+		_ = tls.Client(deaf, &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}).Handshake()
+	}()
+	if h := upstreamHeaderOf(t, ln); h.To != "localhost" {
+		t.Errorf("the early dial opened a stream to %q, want localhost", h.To)
+	}
+}
+
+// deafConn writes but never reads until closed is closed.
+type deafConn struct {
+	net.Conn
+	closed chan struct{}
+}
+
+func (c *deafConn) Read([]byte) (int, error) {
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+// With several domains the proxy cannot know which one a direct TLS client
+// wants before its stream header, so it dials for the domain the header
+// names.
+func TestADirectTLSConnectionToOneOfSeveralDomainsDialsForItsHeader(t *testing.T) {
+	t.Parallel()
+	ln := listenLoopback(t)
+	serverTLS, pool := testCertificate(t)
+	srv := startProxy(t, ln.Addr().String(), serverTLS, func(c *Config) {
+		c.Listen, c.DirectTLSListen = "", "127.0.0.1:0"
+		c.Domains = []string{"localhost", "example.org"}
+	})
+	conn, err := tls.Dial("tcp", srv.DirectTLSAddr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(stream.AppendHeader(nil, "example.org", "", "", "en")); err != nil {
+		t.Fatal(err)
+	}
+	if h := upstreamHeaderOf(t, ln); h.To != "example.org" {
+		t.Errorf("the dial opened a stream to %q, want example.org, the header's", h.To)
+	}
+}
