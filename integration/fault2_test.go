@@ -38,19 +38,6 @@ var (
 	resumedRE = regexp.MustCompile(`<resumed\b[^>]*>`)
 )
 
-// skipKnownRebindRace skips, on ejabberd, a row where a device binds its
-// resource again right after its old session ended. Known and open (issue
-// N): ejabberd ends the old session asynchronously, and a chat routed to
-// it meanwhile is archived after the new catch-up's query and dropped
-// unacked, so now and then one or two chats are lost. Setting
-// XMPP2PROXY_KNOWN_RACES=1 runs the row anyway.
-func skipKnownRebindRace(t *testing.T, srv harness.Server, what string, issue int) {
-	t.Helper()
-	if srv.Name() == "ejabberd" && os.Getenv("XMPP2PROXY_KNOWN_RACES") == "" {
-		t.Skipf("known ejabberd race on %s (issue %d); XMPP2PROXY_KNOWN_RACES=1 runs it", what, issue)
-	}
-}
-
 // seen returns the device's h, the last archive id it saw and how many
 // other elements it has read so far (for next).
 func (d *device) seen() (h uint32, lastArchiveID string, mark int) {
@@ -648,9 +635,8 @@ func foreignPrevID(t *testing.T, srv harness.Server) {
 // proxy sent: a clear answer (<failed/> and a fresh bind, in the same
 // round trip), and its <sync after/> recovers the k chats exactly once.
 func resumeHTooHigh(t *testing.T, srv harness.Server) {
-	// Now and then one chat is lost, although the proxy waits for the
-	// server's close before the fresh bind (relay.endBeforeRebind).
-	skipKnownRebindRace(t, srv, "a fresh bind after a refused resume", 9)
+	// On ejabberd this lost a chat in 4 runs of 100 until the refused
+	// session went unavailable before it closed (relay.endBeforeRebind).
 	const p, k = 5, 10
 	e := startProxy(t, srv)
 	account := "alice@" + domain
@@ -698,9 +684,9 @@ func resumeHTooHigh(t *testing.T, srv harness.Server) {
 // send-count/>; bob gets its m chats exactly once; bob sends k more while
 // it is away, and its fresh bind with <sync after/> recovers them.
 func ackTooHigh(t *testing.T, srv harness.Server) {
-	// Seen once in a clean-clone CI run: one chat lost after the device's
-	// fresh bind following the stream error.
-	skipKnownRebindRace(t, srv, "a fresh bind right after a stream error", 9)
+	// On ejabberd a chat that arrives while the fresh bind comes online
+	// can become visible in the archive only after the catch-up's query:
+	// the proxy's second look (proxy/recheck.go) finds it.
 	const p, m, k = 5, 5, 10
 	e := startProxy(t, srv)
 	account, bobJID := "alice@"+domain, "bob@"+domain

@@ -99,6 +99,9 @@ type catchupSink interface {
 	// caughtUp reports the account catch-up's size once it is over, and
 	// the most archived messages it held at once.
 	caughtUp(count, heldAtMost int)
+	// recheck asks for a second look at the account archive, after the
+	// archive id after, a moment later (recheck.go).
+	recheck(after string)
 }
 
 // errHoldOverflow ends a session whose catch-up met more live traffic
@@ -311,16 +314,18 @@ func (c *catchup) finish(sink catchupSink) {
 	b = append(b, "' complete='"...)
 	b = strconv.AppendBool(b, complete)
 	sink.element(append(b, "'/>"...))
-	account := accountOf(c.self)
+	account, traffic := accountOf(c.self), false
 	for _, p := range c.pending {
 		if k := mam.DedupKey(p, account); k != "" && c.seen[k] {
 			continue // already delivered by the catch-up
 		}
 		if name, _ := stream.ElementName(p); string(name) == "message" {
 			p = entering(p) // live traffic: the entering rules, as in the relay
+			traffic = true
 		}
 		sink.stanza(catchItem{raw: p})
 	}
+	c.askRecheck(sink, traffic)
 	for _, it := range c.held {
 		sink.stanza(it)
 	}
@@ -347,4 +352,20 @@ func (c *catchup) stopTimer() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+}
+
+// askRecheck asks for the second look at the account archive (recheck.go)
+// after a complete account catch-up around which messages moved: it
+// brought some, or some came during setup. An idle account's login costs
+// no second archive read.
+func (c *catchup) askRecheck(sink catchupSink, traffic bool) {
+	a := c.account
+	if a == nil || !a.complete || a.delivered == 0 && !traffic {
+		return
+	}
+	after := a.lastID
+	if after == "" {
+		after = a.after
+	}
+	sink.recheck(after)
 }

@@ -19,13 +19,14 @@ func mamResultFor(queryID, id, body string) []byte {
 // recordingSink is a client leg that records what a catch-up queues, in
 // order, and takes (acks) it when told.
 type recordingSink struct {
-	out     []string // "body:..." per archived message, the element itself otherwise
-	raw     []string // every stanza as queued
-	untaken int      // stanzas queued and not taken yet
-	acks    bool
-	most    int // the largest untaken seen
-	held    [][]byte
-	gone    bool // the client is detached
+	out      []string // "body:..." per archived message, the element itself otherwise
+	raw      []string // every stanza as queued
+	untaken  int      // stanzas queued and not taken yet
+	acks     bool
+	most     int // the largest untaken seen
+	held     [][]byte
+	gone     bool     // the client is detached
+	rechecks []string // the archive ids a second look was asked after
 }
 
 func (s *recordingSink) stanza(it catchItem) {
@@ -43,6 +44,7 @@ func (s *recordingSink) backlog() (int, bool) { return s.untaken, s.acks }
 func (s *recordingSink) delivered(raw []byte) {}
 func (s *recordingSink) attached() bool       { return !s.gone }
 func (s *recordingSink) caughtUp(int, int)    {}
+func (s *recordingSink) recheck(after string) { s.rechecks = append(s.rechecks, after) }
 func (s *recordingSink) releaseHeld() {
 	for _, h := range s.held {
 		s.stanza(catchItem{raw: h})
@@ -124,6 +126,41 @@ func TestLiveTrafficHeldDuringSetupGetsTheEnteringRules(t *testing.T) {
 	}
 	if after := strings.Join(sink.raw, "\n"); strings.Count(after, "xmpp-1") != 1 {
 		t.Fatalf("the live message released after <synced/> is not marked xmpp-1 once: %s", after)
+	}
+}
+
+// The second look at the archive (recheck.go) follows a complete catch-up
+// around which messages moved, from the last archive id delivered, and
+// costs an idle account's login nothing.
+func TestACompleteCatchUpWithTrafficAsksForASecondLook(t *testing.T) {
+	live := []byte("<message from='bob@localhost/x' to='alice@localhost' type='chat' id='live1'><body>live</body></message>")
+	tests := []struct {
+		name    string
+		results []string
+		pending [][]byte
+		fin     mam.Fin
+		want    string // "" for no second look
+	}{
+		{"after the last message the catch-up delivered", []string{"A1", "A2"}, nil, finIQ(true, "A2"), "A2"},
+		{"after the sync's own id when only live traffic came", nil, [][]byte{live}, finIQ(true, ""), "A0"},
+		{"none for an idle account", nil, [][]byte{[]byte("<presence from='bob@localhost/x'/>")}, finIQ(true, ""), ""},
+		{"none after a catch-up that failed", []string{"A1"}, nil, mam.Fin{}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := testCatchup(100)
+			c.account.after = "A0"
+			c.pending = tc.pending
+			for _, id := range tc.results {
+				feed(t, c, queryIDSync, id, "m-"+id)
+			}
+			sink := &recordingSink{}
+			c.fin(queryIDSync+"-0", tc.fin)
+			c.advance(sink)
+			if got := strings.Join(sink.rechecks, ","); got != tc.want {
+				t.Fatalf("second look after %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -36,6 +36,8 @@ func (s relaySink) caughtUp(count, heldAtMost int) {
 	s.r.s.srv.metrics.catchupHeldAtMost(heldAtMost)
 }
 
+func (s relaySink) recheck(after string) { s.v.scheduleRecheck(s.r, after) }
+
 func (s relaySink) backlog() (int, bool) {
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()

@@ -129,6 +129,13 @@ type TimeoutsConfig struct {
 	// metadata, catch-up, MUC joins): past it the session comes up without
 	// that part and reports it (<join-failed/>, complete='false').
 	SetupStep time.Duration `yaml:"setup_step"`
+	// CatchupRecheck is how long after a catch-up that brought messages
+	// the proxy asks the account archive once more for what was archived
+	// after it; 0 turns the second look off. ejabberd can make a message
+	// that arrives while the session comes online visible in the archive
+	// only after the catch-up's query ran, and spool it offline until the
+	// next login (docs/design.md, "A second look at the archive").
+	CatchupRecheck time.Duration `yaml:"catchup_recheck"`
 	// Drain bounds a graceful shutdown (SIGTERM, SIGINT): sessions still
 	// open when it passes are dropped. Keep it below the time the process
 	// manager waits before SIGKILL.
@@ -162,15 +169,16 @@ func DefaultConfig() Config {
 			MaxCatchup:            2000,
 		},
 		Timeouts: TimeoutsConfig{
-			Handshake:    30 * time.Second,
-			Idle:         10 * time.Minute,
-			Write:        30 * time.Second,
-			UpstreamDial: 10 * time.Second,
-			Close:        5 * time.Second,
-			Resume:       5 * time.Minute,
-			SetupStep:    10 * time.Second,
-			Drain:        10 * time.Second,
-			ProxyHeader:  5 * time.Second,
+			Handshake:      30 * time.Second,
+			Idle:           10 * time.Minute,
+			Write:          30 * time.Second,
+			UpstreamDial:   10 * time.Second,
+			Close:          5 * time.Second,
+			Resume:         5 * time.Minute,
+			SetupStep:      10 * time.Second,
+			CatchupRecheck: time.Second,
+			Drain:          10 * time.Second,
+			ProxyHeader:    5 * time.Second,
 		},
 		QueueSize: 32,
 

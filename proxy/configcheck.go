@@ -193,6 +193,9 @@ func (k *configChecker) validateTimeouts() {
 	if t.Idle < 0 {
 		k.bad("timeouts.idle", "must not be negative (0 disables it), not %s", t.Idle)
 	}
+	if t.CatchupRecheck < 0 {
+		k.bad("timeouts.catchup_recheck", "must not be negative (0 disables it), not %s", t.CatchupRecheck)
+	}
 }
 
 // checkListenAddr accepts what net.Listen("tcp", addr) accepts as an

@@ -184,17 +184,26 @@ func upstreamHeaderOf(t *testing.T, ln net.Listener) stream.Header {
 	return h
 }
 
+// startDirectTLSOnly runs a proxy with only a direct TLS listener, serving
+// domains, in front of ln, an upstream that only accepts.
+func startDirectTLSOnly(t *testing.T, domains ...string) (*Server, net.Listener, *x509.CertPool) {
+	t.Helper()
+	ln := listenLoopback(t)
+	serverTLS, pool := testCertificate(t)
+	srv := startProxy(t, ln.Addr().String(), serverTLS, func(c *Config) {
+		c.Listen, c.DirectTLSListen = "", "127.0.0.1:0"
+		c.Domains = domains
+	})
+	return srv, ln, pool
+}
+
 // A proxy serving one domain dials the upstream as soon as a direct TLS
 // connection's first bytes arrive (the PROXY header check reads them): the
 // dial runs while the handshake crosses the network. The client here sends
 // its ClientHello and never reads the answer, so the handshake cannot end.
 func TestADirectTLSConnectionDialsUpstreamDuringItsHandshake(t *testing.T) {
 	t.Parallel()
-	ln := listenLoopback(t)
-	serverTLS, pool := testCertificate(t)
-	srv := startProxy(t, ln.Addr().String(), serverTLS, func(c *Config) {
-		c.Listen, c.DirectTLSListen = "", "127.0.0.1:0"
-	})
+	srv, ln, pool := startDirectTLSOnly(t, "localhost")
 	conn, err := net.Dial("tcp", srv.DirectTLSAddr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -226,12 +235,7 @@ func (c *deafConn) Read([]byte) (int, error) {
 // names.
 func TestADirectTLSConnectionToOneOfSeveralDomainsDialsForItsHeader(t *testing.T) {
 	t.Parallel()
-	ln := listenLoopback(t)
-	serverTLS, pool := testCertificate(t)
-	srv := startProxy(t, ln.Addr().String(), serverTLS, func(c *Config) {
-		c.Listen, c.DirectTLSListen = "", "127.0.0.1:0"
-		c.Domains = []string{"localhost", "example.org"}
-	})
+	srv, ln, pool := startDirectTLSOnly(t, "localhost", "example.org")
 	conn, err := tls.Dial("tcp", srv.DirectTLSAddr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)

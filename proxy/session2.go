@@ -57,6 +57,8 @@ type session2 struct {
 	// catchup streams the catch-up the client asked for; nil without one.
 	// Set before the relay starts, never changed.
 	catchup *catchup
+	// recheck is the second look at the archive after the catch-up.
+	recheck recheck
 }
 
 // authenticate2 relays a SASL2 exchange to the upstream in RFC 6120
@@ -276,6 +278,9 @@ func (v *session2) fromUpstream(r *relay, raw []byte) []byte {
 	v.mu.Unlock()
 	if v.abandoned.late(name, raw) || string(name) == "iq" && (v.probes.answer(raw) || v.answerProbe(r, raw)) {
 		v.upstreamHandled(upSeq)
+		return nil
+	}
+	if v.recheckTakes(r, name, raw, upSeq) {
 		return nil
 	}
 	if v.catchup != nil && v.catchUpTakes(r, name, raw, upSeq) {

@@ -59,4 +59,5 @@ func (v *session2) ended(r *relay) {
 		r.s.srv.registry.leave(r)
 	}
 	v.stopCatchup()
+	v.stopRecheck()
 }
