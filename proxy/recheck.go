@@ -102,8 +102,10 @@ func (v *session2) recheckTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 		if !ok || res.QueryID != recheckQueryID {
 			return false
 		}
+		// What was for another session only is left out, as in the
+		// catch-up (archive.go).
 		live := mam.Live(raw, account, v.jid)
-		if live != nil && v.routeInOrder(r, live, upSeq) {
+		if live != nil && !forAnotherSession(raw, v.jid) && v.routeInOrder(r, live, upSeq) {
 			rc.found.Add(1)
 			return true
 		}
