@@ -78,7 +78,7 @@ func TestSyncAfterDeliversMissedMessagesOnceInOrderBeforeSynced(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		after := archiveEnd(t, e, "alice")
 		if after == "" {
-			t.Fatal("no archive end id in <metadata/>")
+			t.Fatalf("no archive end id in <metadata/>; server log:\n%s", srv.Log())
 		}
 		marker := harness.NewID()
 		for i := 1; i <= 3; i++ {
