@@ -33,6 +33,7 @@ type metrics struct {
 	setupDuration   prometheus.Histogram
 	catchup         prometheus.Histogram
 	catchupHeld     prometheus.Histogram
+	recheckFound    prometheus.Counter
 	resumptions     *prometheus.CounterVec // outcome
 	bounces         *prometheus.CounterVec // condition
 	streamErrors    *prometheus.CounterVec // condition
@@ -76,6 +77,8 @@ func newMetrics(s *Server) *metrics {
 		catchupHeld: f.histogram("xmpp2proxy_catchup_held_stanzas",
 			"The most archived messages one catch-up held at once, taken by the client or not (at most two of the server's pages).",
 			[]float64{10, 50, 100, 250, 500, 1000, 2000}),
+		recheckFound: f.counter("xmpp2proxy_catchup_recheck_found_total",
+			"Archived messages that the second look after a catch-up (timeouts.catchup_recheck) delivered to a session that had missed them: the server made them visible late.").WithLabelValues(),
 		resumptions: f.counter("xmpp2proxy_resumptions_total",
 			"2.0 session resumptions asked for, by outcome (ok; failed: held but could not resume; expired: not held, or not this account's).", "outcome"),
 		bounces: f.counter("xmpp2proxy_bounces_total",
@@ -220,6 +223,15 @@ func (m *metrics) catchupHeldAtMost(n int) {
 		return
 	}
 	m.catchupHeld.Observe(float64(n))
+}
+
+// recheckFoundOne counts a message the second look at the archive
+// delivered to a session that had missed it.
+func (m *metrics) recheckFoundOne() {
+	if m == nil {
+		return
+	}
+	m.recheckFound.Inc()
 }
 
 // resumed counts a resumption attempt's outcome.

@@ -128,6 +128,23 @@ func TestEachMetricMovesWhenItsEventHappens(t *testing.T) {
 				for !strings.HasPrefix(string(e.client(t).nextOf(stream.UnitElement)), "<synced") {
 				}
 			}, want: 1},
+		{name: "a message the second look at the archive found for a session counts",
+			metric: "xmpp2proxy_catchup_recheck_found_total",
+			tweak:  func(c *Config) { c.Timeouts.CatchupRecheck = time.Millisecond },
+			event: func(t *testing.T, e *metricsEnv) {
+				e.client(t).openStream()
+				e.sendAuthenticate2(e.client(t), bind2Sync)
+				up := e.fake.accept(t)
+				answerReplay(t, up, queryIDSync+"-0", syncResult("a1")+
+					"<iq type='result' id='"+queryIDSync+"-0'><fin xmlns='"+ns.MAM+"' complete='true'><set xmlns='http://jabber.org/protocol/rsm'><last>a1</last></set></fin></iq>")
+				readSuccess(t, e.client(t))
+				for u := skipUntil(t, up, stream.UnitElement); !strings.Contains(string(u.Raw), recheckQueryID); u = skipUntil(t, up, stream.UnitElement) {
+				}
+				late := strings.ReplaceAll(syncResult("a2"), queryIDSync, recheckQueryID)
+				up.send(t, late+"<iq type='result' id='"+recheckIQID+"'><fin xmlns='"+ns.MAM+"' complete='true'/></iq>")
+				for !strings.Contains(string(e.client(t).nextOf(stream.UnitElement)), "<body>a2</body>") {
+				}
+			}, want: 1},
 		{name: "a resumption of a held session counts as ok",
 			metric: "xmpp2proxy_resumptions_total", labels: []string{"outcome", "ok"},
 			prepare: func(t *testing.T, e *metricsEnv) { e.vanish(t) },

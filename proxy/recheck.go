@@ -107,6 +107,7 @@ func (v *session2) recheckTakes(r *relay, name, raw []byte, upSeq uint32) bool {
 		live := mam.Live(raw, account, v.jid)
 		if live != nil && !forAnotherSession(raw, v.jid) && v.routeInOrder(r, live, upSeq) {
 			rc.found.Add(1)
+			r.s.srv.metrics.recheckFoundOne()
 			return true
 		}
 	case "iq":
