@@ -117,8 +117,9 @@ type setupFixture struct {
 func newSetupFixture(b *testing.B, e *env, srv harness.Server) *setupFixture {
 	fx := &setupFixture{e: e, user: setupUser}
 	peer := e.login(b, "grace")
-	send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat'><body>before the window</body></message>", setupUser, domain))
-	time.Sleep(300 * time.Millisecond)
+	run := harness.NewID()
+	send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat'><body>before the window %s</body></message>", setupUser, domain, run))
+	waitArchived(b, e, setupUser, "before the window "+run, 1)
 	c := e.login2(b, setupUser)
 	m := endIDRE.FindSubmatch(c.Success)
 	c.Close()
@@ -127,7 +128,7 @@ func newSetupFixture(b *testing.B, e *env, srv harness.Server) *setupFixture {
 	}
 	fx.after = string(m[1])
 	for i := 0; i < setupMessages; i++ {
-		send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat' id='w%d'><body>in the window %d</body></message>", setupUser, domain, i, i))
+		send(b, peer, fmt.Sprintf("<message to='%s@%s' type='chat' id='w%d'><body>in the window %d %s</body></message>", setupUser, domain, i, i, run))
 	}
 	for i := 0; i < setupRooms; i++ {
 		room := fmt.Sprintf("bench%d-%s@%s", i, harness.NewID(), srv.MUCService())
@@ -138,7 +139,7 @@ func newSetupFixture(b *testing.B, e *env, srv harness.Server) *setupFixture {
 		waitFor(b, peer, "cfg-"+room)
 		fx.rooms = append(fx.rooms, room)
 	}
-	time.Sleep(300 * time.Millisecond) // archive writes land
+	waitArchived(b, e, setupUser, fmt.Sprintf("in the window %d %s", setupMessages-1, run), 1)
 	return fx
 }
 

@@ -294,19 +294,24 @@ func (p *externalProxy) cpuTime(tb testing.TB) time.Duration {
 }
 
 func idleRSSOnce(b *testing.B, e *env, bin string, sasl2 bool) float64 {
-	p := startExternalProxy(b, e, bin)
+	port, _ := harness.FreePort()
+	ops := "127.0.0.1:" + strconv.Itoa(port)
+	p := startExternalProxy(b, e, bin, "--metrics-listen", ops)
 	defer p.stop()
 	// Warm up TLS, the allocator and the runtime's first arenas.
 	for i := 0; i < 20; i++ {
 		e.loginAt(b, p.addr, "dave", sasl2).Close()
 	}
-	time.Sleep(300 * time.Millisecond)
+	openSessions(b, ops, 0) // the warm-up sessions are torn down
 	before := rssKiB(b, p.cmd.Process.Pid)
 	clients := make([]*harness.Client, 0, idleSessions)
 	for i := 0; i < idleSessions; i++ {
 		clients = append(clients, e.loginAt(b, p.addr, accounts[i%len(accounts)], sasl2))
 	}
-	time.Sleep(time.Second) // idle: past the writers' linger
+	openSessions(b, ops, idleSessions)
+	// Idle is a duration, not an event: past the writers' linger
+	// (proxy/relaywrite.go), as a session between two messages.
+	time.Sleep(time.Second)
 
 	after := rssKiB(b, p.cmd.Process.Pid)
 	for _, c := range clients {

@@ -74,8 +74,9 @@ func TestSyncAfterDeliversMissedMessagesOnceInOrderBeforeSynced(t *testing.T) {
 		e := startProxy(t, srv)
 		bob := e.login(t, "bob")
 		// Make sure the archive has an end to sync after.
-		send(t, bob, fmt.Sprintf("<message to='alice@%s' type='chat'><body>before</body></message>", domain))
-		time.Sleep(300 * time.Millisecond)
+		first := "before " + harness.NewID()
+		send(t, bob, fmt.Sprintf("<message to='alice@%s' type='chat'><body>%s</body></message>", domain, first))
+		waitArchived(t, e, "alice", first, 1)
 		after := archiveEnd(t, e, "alice")
 		if after == "" {
 			t.Fatalf("no archive end id in <metadata/>; server log:\n%s", srv.Log())
@@ -84,7 +85,7 @@ func TestSyncAfterDeliversMissedMessagesOnceInOrderBeforeSynced(t *testing.T) {
 		for i := 1; i <= 3; i++ {
 			send(t, bob, fmt.Sprintf("<message to='alice@%s' type='chat' id='m%d-%s'><body>missed %d %s</body></message>", domain, i, marker, i, marker))
 		}
-		time.Sleep(300 * time.Millisecond) // let the archive write land
+		waitArchived(t, e, "alice", marker, 3)
 		alice := e.login2(t, "alice", func(l *harness.Login) {
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/><presence xmlns='jabber:client'/></bind>"
 		})
@@ -115,7 +116,7 @@ func TestSyncWithinDeliversTheRecentWindow(t *testing.T) {
 		bob := e.login(t, "bob")
 		marker := harness.NewID()
 		send(t, bob, fmt.Sprintf("<message to='carol@%s' type='chat'><body>recent %s</body></message>", domain, marker))
-		time.Sleep(300 * time.Millisecond)
+		waitArchived(t, e, "carol", marker, 1)
 		carol := e.login2(t, "carol", func(l *harness.Login) {
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><sync xmlns='urn:xmpp:xmpp2:0' within='120'/></bind>"
 		})
@@ -214,14 +215,15 @@ func TestCatchupCapSaysIncompleteAndLosesNothing(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
 		e := startProxy(t, srv, func(c *proxy.Config) { c.Limits.MaxCatchup = 2 })
 		bob := e.login(t, "bob")
-		send(t, bob, fmt.Sprintf("<message to='erin@%s' type='chat'><body>before</body></message>", domain))
-		time.Sleep(300 * time.Millisecond)
+		first := "before " + harness.NewID()
+		send(t, bob, fmt.Sprintf("<message to='erin@%s' type='chat'><body>%s</body></message>", domain, first))
+		waitArchived(t, e, "erin", first, 1)
 		after := archiveEnd(t, e, "erin")
 		marker := harness.NewID()
 		for i := 1; i <= 3; i++ {
 			send(t, bob, fmt.Sprintf("<message to='erin@%s' type='chat' id='c%d-%s'><body>capped %d %s</body></message>", domain, i, marker, i, marker))
 		}
-		time.Sleep(300 * time.Millisecond)
+		waitArchived(t, e, "erin", marker, 3)
 		erin := e.login2(t, "erin", func(l *harness.Login) {
 			l.Inline = "<bind xmlns='urn:xmpp:bind:0'><tag>mobile</tag><sync xmlns='urn:xmpp:xmpp2:0' after='" + after + "'/><presence xmlns='jabber:client'/></bind>"
 		})

@@ -67,10 +67,31 @@ func scrape(t testing.TB, addr string) map[string]float64 {
 // upstream): a counter has no event to wait on, only its value to poll.
 func waitMetric(t *testing.T, addr, series string, want float64) {
 	t.Helper()
+	pollMetrics(t, addr, fmt.Sprintf("%s reaching %v", series, want), func(s map[string]float64) bool { return s[series] >= want })
+}
+
+// openSessions waits until the proxy counts n client sessions open, of
+// every kind and listener together.
+func openSessions(t testing.TB, addr string, n float64) {
+	t.Helper()
+	pollMetrics(t, addr, fmt.Sprintf("%v open sessions", n), func(s map[string]float64) bool {
+		var open float64
+		for name, v := range s {
+			if strings.HasPrefix(name, "xmpp2proxy_sessions{") {
+				open += v
+			}
+		}
+		return open == n
+	})
+}
+
+// pollMetrics scrapes until ok accepts the series.
+func pollMetrics(t testing.TB, addr, what string, ok func(map[string]float64) bool) {
+	t.Helper()
 	deadline := time.Now().Add(wait)
-	for scrape(t, addr)[series] < want {
+	for !ok(scrape(t, addr)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never reached %v", series, want)
+			t.Fatalf("never saw %s", what)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the proxy, not waiting for it
 	}

@@ -45,16 +45,17 @@ func TestResumeReattachesTheSessionAndReplaysOnlyWhatWasMissed(t *testing.T) {
 		}},
 	}
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv)
+		e, logs := startLoggedProxy(t, srv, func(*proxy.Config) {})
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				bob := e.login(t, "bob")
 				seen, missed := "seen "+harness.NewID(), "missed "+harness.NewID()
+				held := logs.mark()
 				previd, jid, h := vanishAfter(t, e, "alice", bob, seen)
 				// While alice is away the proxy holds her upstream session.
-				time.Sleep(200 * time.Millisecond)
+				logs.waitFor(t, held, "session held for resumption", jid)
 				send(t, bob, fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", jid, missed))
-				time.Sleep(200 * time.Millisecond)
+				ping(t, bob) // the server has routed the message to the held session
 				again := e.login(t, "alice", func(l *harness.Login) { l.SASL2, l.Inline = true, tc.inline(previd, h) })
 				if !contains(again.Success, "<resumed xmlns='urn:xmpp:sm:3' previd='"+previd+"'") || contains(again.Success, "<bound") {
 					t.Fatalf("want <resumed/> and no <bound/>: %s", again.Success)
@@ -117,12 +118,12 @@ func TestAnotherAccountCannotResumeASession(t *testing.T) {
 
 func TestExpiredSessionIsClosedUpstreamAndLosesNothing(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv harness.Server) {
-		e := startProxy(t, srv, func(c *proxy.Config) { c.Timeouts.Resume = proxy.Duration(time.Second) })
+		e, logs := startLoggedProxy(t, srv, func(c *proxy.Config) { c.Timeouts.Resume = proxy.Duration(time.Second) })
 		bob := e.login(t, "bob")
 		previd, jid, h := vanishAfter(t, e, "frank", bob, "seen "+harness.NewID())
 		missed := "held then expired " + harness.NewID()
 		send(t, bob, fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", jid, missed))
-		time.Sleep(2500 * time.Millisecond) // past the resumption window
+		logs.waitFor(t, 0, "resumption window over")
 		again := e.login(t, "frank", func(l *harness.Login) {
 			l.SASL2 = true
 			l.Inline = fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%d'/>", previd, h) +

@@ -131,27 +131,26 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 	tests := []struct {
 		name string
 		// send sends a message carrying marker.
-		send func(f *routingFixture, marker string)
+		send func(t *testing.T, f *routingFixture, marker string)
 		want expect
 		// check looks at what was seen: [a1, a2, a3, bob, carol].
 		check func(t *testing.T, f *routingFixture, marker string, s []seen)
 		// after restores the fixture.
-		after func(f *routingFixture)
+		after func(t *testing.T, f *routingFixture)
 	}{
 		{
 			name: "section 5: a bare-JID chat reaches every 2.0 session once and classic keeps 1.0 delivery",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, "alice@"+domain, "chat", m)
 			},
 			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
 		},
 		{
 			name: "section 5: a bare-JID chat reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				// The 1.0 server now delivers to the classic session only
 				// and carbons the rest.
-				_ = f.a3.Send("<presence><priority>10</priority></presence>")
-				time.Sleep(300 * time.Millisecond)
+				setPresence(t, f.a3, "<presence><priority>10</priority></presence>", "<priority>10</priority>")
 				sendChat(f.bob, "alice@"+domain, "chat", m)
 			},
 			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
@@ -162,36 +161,34 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 					}
 				}
 			},
-			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
+			after: func(t *testing.T, f *routingFixture) { setPresence(t, f.a3, "<presence/>", "") },
 		},
 		{
 			name: "section 5: a bare-JID headline reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				// Servers give bare-JID headlines to every resource
 				// (RFC 6121 8.5.2.1.1) and the proxy's tap of the classic
 				// leg sees it too: still once per 2.0 session.
-				_ = f.a3.Send("<presence><priority>10</priority></presence>")
-				time.Sleep(300 * time.Millisecond)
+				setPresence(t, f.a3, "<presence><priority>10</priority></presence>", "<priority>10</priority>")
 				sendChat(f.bob, "alice@"+domain, "headline", m)
 			},
 			// Neither server archives headlines.
 			want:  expect{a1: 1, a2: 1, a3: 1, archived: 0},
-			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
+			after: func(t *testing.T, f *routingFixture) { setPresence(t, f.a3, "<presence/>", "") },
 		},
 		{
 			name: "section 5: a bare-JID normal message without body reaches every 2.0 session once even when a classic session holds a higher priority",
-			send: func(f *routingFixture, m string) {
-				_ = f.a3.Send("<presence><priority>10</priority></presence>")
-				time.Sleep(300 * time.Millisecond)
+			send: func(t *testing.T, f *routingFixture, m string) {
+				setPresence(t, f.a3, "<presence><priority>10</priority></presence>", "<priority>10</priority>")
 				_ = f.bob.Send(fmt.Sprintf("<message to='alice@%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", domain, harness.NewID(), m))
 			},
 			// Nothing archivable in it: neither server stores it.
 			want:  expect{a1: 1, a2: 1, a3: 1, archived: 0},
-			after: func(f *routingFixture) { _ = f.a3.Send("<presence/>") },
+			after: func(t *testing.T, f *routingFixture) { setPresence(t, f.a3, "<presence/>", "") },
 		},
 		{
 			name: "section 5: a 2.0 message to this session's full JID is delivered here only and not archived",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.carol, f.a1.JID, "chat", m)
 			},
 			want: expect{a1: 1, archived: 0},
@@ -206,14 +203,14 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 5: a bare-JID normal message with a body reaches every 2.0 session once",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, "alice@"+domain, "normal", m)
 			},
 			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
 		},
 		{
 			name: "section 5: a message by a classic session of the account reaches the 2.0 sessions as a sent carbon",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.a3, "bob@"+domain, "chat", m)
 			},
 			want: expect{a1: 1, a2: 1, bob: 1, archived: 1},
@@ -227,7 +224,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a full-JID normal message with other archivable content is rerouted like chat",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				// A reaction, no body.
 				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><reactions xmlns='urn:xmpp:reactions:0' id='%s'><reaction>+1</reaction></reactions></message>", f.a1.JID, harness.NewID(), m))
 			},
@@ -242,7 +239,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 5: a message by another session of the account arrives as a sent carbon",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.a1, "bob@"+domain, "chat", m)
 			},
 			// The sender's archive holds what the account sent.
@@ -257,7 +254,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 leaving: a message to a full JID gets private, no-copy, no-store and xmpp-2",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.a1, f.bob.JID, "chat", m)
 			},
 			want: expect{bob: 1, archived: 0},
@@ -295,7 +292,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 leaving: every message gets xmpp-2",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.a1, "bob@"+domain, "chat", m)
 			},
 			want: expect{a2: 1, a3: 1, bob: 1, archived: 1},
@@ -307,7 +304,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a 1.0 message to the bare JID is marked xmpp-1",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, "alice@"+domain, "chat", m)
 			},
 			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
@@ -321,7 +318,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a 2.0 message to the bare JID is not marked xmpp-1",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.carol, "alice@"+domain, "chat", m)
 			},
 			want: expect{a1: 1, a2: 1, a3: 1, archived: 1},
@@ -335,7 +332,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a full-JID chat without modifiers is rerouted to every 2.0 session and archived",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "chat", m)
 			},
 			want:  expect{a1: 1, a2: 1, a3: 1, archived: 1},
@@ -343,7 +340,7 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a full-JID normal message with a body is rerouted like chat and archived",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "normal", m)
 			},
 			want:  expect{a1: 1, a2: 1, a3: 1, archived: 1},
@@ -351,14 +348,14 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a bodiless full-JID normal message stays with that session and is not archived",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				_ = f.bob.Send(fmt.Sprintf("<message to='%s' id='%s'><x xmlns='urn:example:marker'>%s</x></message>", f.a1.JID, harness.NewID(), m))
 			},
 			want: expect{a1: 1, archived: 0},
 		},
 		{
 			name: "section 6 entering: a full-JID message with no-copy stays with that session",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				_ = f.bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='%s'><body>%s</body><no-copy xmlns='urn:xmpp:hints'/></message>", f.a1.JID, harness.NewID(), m))
 			},
 			// Both servers archive a 1.0 chat with a body whatever its
@@ -367,14 +364,14 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		},
 		{
 			name: "section 6 entering: a headline to a full JID stays with that session and is not archived",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "headline", m)
 			},
 			want: expect{a1: 1, archived: 0},
 		},
 		{
 			name: "section 6 entering: a 1.0 message is marked xmpp-1",
-			send: func(f *routingFixture, m string) {
+			send: func(t *testing.T, f *routingFixture, m string) {
 				sendChat(f.bob, f.a1.JID, "headline", m)
 			},
 			want: expect{a1: 1, archived: 0},
@@ -390,10 +387,10 @@ func TestRoutingAndMigrationRules(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				marker := "m-" + harness.NewID()
-				tc.send(f, marker)
+				tc.send(t, f, marker)
 				s := collect(marker, f.a1, f.a2, f.a3, f.bob, f.carol)
 				if tc.after != nil {
-					tc.after(f)
+					tc.after(t, f)
 					f.drain()
 				}
 				for i := 0; i < 2; i++ {
@@ -725,13 +722,13 @@ func archiveCounts(t *testing.T, c *harness.Client, control string, markers ...s
 		if time.Now().After(deadline) {
 			t.Fatalf("the archive never held the control message %s", control)
 		}
-		time.Sleep(100 * time.Millisecond)
+		// No pause: the next question is the next look.
 	}
 }
 
 // archiveQuery asks the archive of c's account for its last 50 messages and
 // returns the results, skipping whatever else c receives meanwhile.
-func archiveQuery(t *testing.T, c *harness.Client) [][]byte {
+func archiveQuery(t testing.TB, c *harness.Client) [][]byte {
 	t.Helper()
 	id := harness.NewID()
 	send(t, c, "<iq type='set' id='mam-"+id+"'><query xmlns='urn:xmpp:mam:2' queryid='q-"+id+"'>"+

@@ -226,9 +226,12 @@ func subscribeBothWays(t *testing.T, e *env, a, b string) {
 			t.Fatalf("%s never saw %s approve: %v", from.JID, to.JID, err)
 		}
 	}
-	ca.Close()
-	cb.Close()
-	time.Sleep(100 * time.Millisecond)
+	// Gone from the server before the test logs the accounts in again.
+	for _, c := range []*harness.Client{ca, cb} {
+		if err := c.Leave(wait); err != nil {
+			t.Fatalf("%s leaving: %v", c.JID, err)
+		}
+	}
 }
 
 func TestBind2CarbonsEnableDeliversSentCarbonsFromOtherResources(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -496,6 +497,27 @@ func (c *Client) Close() error {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = c.Send("</stream:stream>")
 	return c.Conn.Close()
+}
+
+// Leave ends the stream and waits, up to timeout, for the other side to
+// close its own: once it returns the server has ended the session (sent
+// its unavailable presence, dropped the resource), which Close does not
+// wait for.
+func (c *Client) Leave(timeout time.Duration) error {
+	defer c.Conn.Close()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if err := c.Send("</stream:stream>"); err != nil {
+		return err
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		if _, err := c.Next(); err != nil {
+			if errors.Is(err, ErrStreamClosed) || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // Reset drops the connection abortively, as when a device loses its
