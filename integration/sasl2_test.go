@@ -213,6 +213,11 @@ func subscribeBothWays(t *testing.T, e *env, a, b string) {
 	ca, cb := e.login(t, a), e.login(t, b)
 	goOnline(t, ca)
 	goOnline(t, cb)
+	// From no subscription, so that the test runs again in the same spool:
+	// removing the roster item cancels both directions (RFC 6121 2.5.2),
+	// and a missing item answers <item-not-found/>.
+	send(t, ca, fmt.Sprintf("<iq type='set' id='unroster'><query xmlns='jabber:iq:roster'><item jid='%s' subscription='remove'/></query></iq>", bare(cb.JID)))
+	waitFor(t, ca, "<iq", "id='unroster'")
 	for _, p := range [][2]*harness.Client{{ca, cb}, {cb, ca}} {
 		from, to := p[0], p[1]
 		send(t, from, fmt.Sprintf("<presence to='%s' type='subscribe'/>", bare(to.JID)))
