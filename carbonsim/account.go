@@ -60,6 +60,7 @@ type HoldOverflowError struct {
 	Sessions []string
 }
 
+// Error names the sessions whose hold overflowed.
 func (e *HoldOverflowError) Error() string {
 	return "carbonsim: live traffic overflowed the catch-up hold of " + strings.Join(e.Sessions, ", ")
 }

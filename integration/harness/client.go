@@ -80,6 +80,7 @@ type Client struct {
 // SASLError is a <failure/> from the server.
 type SASLError struct{ Condition string }
 
+// Error names the SASL condition.
 func (e *SASLError) Error() string { return "sasl failure: " + e.Condition }
 
 // Dial connects and logs in.
